@@ -1,0 +1,103 @@
+# moeflash — one Makefile.
+#
+# Sources are found by folder, so adding a file under src/ or tests/ needs no
+# edit here. SIMD kernels are named *_avx2.c, *_avx512.c, *_neon.c and get
+# their own flags (STYLE.md: chosen once at start-up; the scalar code is the
+# specification). The library is built as libmoeflash.a and linked by the
+# binary, the test runner and the benchmarks alike.
+
+CC      ?= cc
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
+OPT     ?= -O2 -g
+CFLAGS  ?=
+CFLAGS  += $(CSTD) $(WARN) $(OPT) -Iinclude -Isrc -pthread -fno-strict-aliasing
+LDLIBS  := -lm -pthread
+
+# Optional Debian libraries: used when pkg-config finds them.
+PKGS := $(shell for p in liburing libpcre2-8 libutf8proc jansson libmicrohttpd libedit; do \
+          pkg-config --exists $$p 2>/dev/null && echo $$p; done)
+ifneq ($(PKGS),)
+CFLAGS += $(shell pkg-config --cflags $(PKGS))
+LDLIBS += $(shell pkg-config --libs $(PKGS))
+endif
+CFLAGS += $(foreach p,$(PKGS),-DMF_HAVE_$(shell echo $(p) | tr a-z- A-Z_ | sed 's/^LIB//')=1)
+
+BUILD   ?= build
+ARCH    := $(shell uname -m)
+
+LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
+ifneq ($(ARCH),x86_64)
+LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
+endif
+ifneq ($(ARCH),aarch64)
+LIB_SRC := $(filter-out %_neon.c,$(LIB_SRC))
+endif
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/*.c))
+BENCH_SRC:= $(sort $(wildcard bench/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+BENCH_OBJ:= $(BENCH_SRC:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libmoeflash.a
+
+.PHONY: all test asan fuzz bench help clean
+all: moeflash
+
+help:
+	@echo "make            build ./moeflash"
+	@echo "make test       build and run the test suite (ends with 'N passed, N failed')"
+	@echo "make asan       the test suite under AddressSanitizer + UBSan"
+	@echo "make fuzz       libFuzzer target for the GGUF parser (clang), short run"
+	@echo "make bench      benchmarks (kernels, memory and disk reference in the same run)"
+	@echo "make clean      remove build outputs"
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -MMD -MP -c $< -o $@
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c -MMD -MP -c $< -o $@
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+moeflash: $(CLI_OBJ) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/run_tests: $(TEST_OBJ) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
+
+# The test runner finds ../shared relative to the checkout (MF_SHARED overrides).
+test: $(BUILD)/run_tests moeflash
+	MF_BIN=$(CURDIR)/moeflash $(BUILD)/run_tests $(T)
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    build-asan/run_tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 MF_ASAN=1 build-asan/run_tests $(T)
+
+FUZZ_TIME ?= 60
+fuzz:
+	$(MAKE) CC=clang BUILD=build-fuzz OPT="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libmoeflash.a
+	clang $(CSTD) -Iinclude -Isrc -O1 -g -fsanitize=fuzzer,address,undefined tools/fuzz_gguf.c \
+	    build-fuzz/libmoeflash.a $(LDLIBS) $(if $(PKGS),$(shell pkg-config --libs $(PKGS))) -o build-fuzz/fuzz_gguf
+	mkdir -p build-fuzz/corpus
+	build-fuzz/fuzz_gguf -max_total_time=$(FUZZ_TIME) -max_len=65536 build-fuzz/corpus tools/fuzz_seed
+
+$(BUILD)/bench_kernels: $(BENCH_OBJ) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $(BENCH_OBJ) $(LIB) $(LDLIBS)
+
+bench: $(BUILD)/bench_kernels moeflash
+	$(BUILD)/bench_kernels
+
+clean:
+	rm -rf build build-asan build-fuzz moeflash
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,29 @@
+/* plan.h — the memory plan of a GGUF model: which bytes stay resident and
+ * which are routed experts streamed through the store. */
+#ifndef MF_PLAN_H
+#define MF_PLAN_H
+
+#include "gguf.h"
+
+typedef struct mf_plan {
+    char arch[64];
+    uint32_t n_layer;           /* block_count - nextn_predict_layers */
+    uint32_t n_expert, n_expert_used;
+    uint32_t n_moe_layers;
+    uint64_t total_bytes;
+    uint64_t resident_bytes;    /* everything but routed experts */
+    uint64_t expert_bytes;      /* all routed experts */
+    uint64_t *expert_bytes_layer;  /* bytes of one expert of layer l (0: dense layer) */
+    uint64_t max_expert_bytes;
+    uint64_t miss_bytes_per_token; /* sum over layers of K x one expert */
+} mf_plan;
+
+int plan_compute(const gguf_file *f, mf_plan *p, mf_error *e);
+void plan_free(mf_plan *p);
+
+/* Parses "blk.<L>.<rest>" : returns L and sets *rest, or -1. */
+int plan_tensor_layer(const char *name, const char **rest);
+/* True for routed-expert tensors (ffn_{gate,up,down,gate_up}_exps.*). */
+bool plan_is_expert_tensor(const char *rest);
+
+#endif
