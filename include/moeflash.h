@@ -32,6 +32,14 @@ int mf_fail(mf_error *e, const char *fmt, ...)
 int mf_fail_wrap(mf_error *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* ---- tokenizer (src/tokenizer; owned by the tokenizer work) ---- */
+
+/* ---- end tokenizer ---- */
+
+/* ---- chat templates (src/template; owned by the template work) ---- */
+
+/* ---- end chat templates ---- */
+
 /* Prints what `moeflash inspect` shows: architecture, hyperparameters,
  * metadata, the tensor table and the memory plan. Works for any GGUF. */
 int mf_inspect(const char *path, FILE *out, mf_error *e);

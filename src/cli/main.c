@@ -8,6 +8,9 @@
 
 static const struct { const char *name; int (*fn)(int, char **); const char *help; } commands[] = {
     { "inspect", cmd_inspect, "inspect MODEL                 architecture, hyperparameters, tensors, memory plan" },
+    { "tokenize", cmd_tokenize, "tokenize MODEL -p TEXT | -f FILE [--json]   token ids of a text" },
+    { "detokenize", cmd_detokenize, "detokenize MODEL --ids \"...\"   text of token ids" },
+    { "render", cmd_render, "render MODEL --chat FILE      the chat prompt the model's template renders" },
 };
 
 static void usage(FILE *out)
