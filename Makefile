@@ -24,6 +24,14 @@ endif
 CFLAGS += $(foreach p,$(PKGS),-DMF_HAVE_$(shell echo $(p) | tr a-z- A-Z_ | sed 's/^LIB//')=1)
 
 BUILD   ?= build
+V ?= 0
+ifeq ($(V),0)
+Q := @
+say = @echo "  $(1) $(2)"
+else
+Q :=
+say = @true
+endif
 ARCH    := $(shell uname -m)
 
 LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
@@ -56,13 +64,16 @@ help:
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -MMD -MP -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -MMD -MP -c $< -o $@
 $(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c -MMD -MP -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c -MMD -MP -c $< -o $@
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

@@ -8,6 +8,8 @@
 
 static const struct { const char *name; int (*fn)(int, char **); const char *help; } commands[] = {
     { "inspect", cmd_inspect, "inspect MODEL                 architecture, hyperparameters, tensors, memory plan" },
+    { "eval", cmd_eval, "eval MODEL --tokens \"ids\" --logits-out FILE   float32 logits of every position" },
+    { "run", cmd_run, "run MODEL --tokens \"ids\" -n N [--temp 0] --print-ids   generate" },
     { "tokenize", cmd_tokenize, "tokenize MODEL -p TEXT | -f FILE [--json]   token ids of a text" },
     { "detokenize", cmd_detokenize, "detokenize MODEL --ids \"...\"   text of token ids" },
     { "render", cmd_render, "render MODEL --chat FILE      the chat prompt the model's template renders" },

@@ -1,0 +1,60 @@
+/* arch.h — what an architecture provides to the engine.
+ *
+ * An architecture binds its hyperparameters and tensors from the GGUF at
+ * load (errors name the key or tensor, expected and found), owns its
+ * per-session state (KV cache, recurrent state) and evaluates one token at
+ * a position. It reaches routed experts only through the store and never
+ * reads files itself.
+ */
+#ifndef MF_ARCH_H
+#define MF_ARCH_H
+
+#include "gguf.h"
+#include "store/store.h"
+#include "threads/pool.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What the engine needs to know of any loaded architecture. */
+typedef struct arch_info {
+    uint32_t n_vocab;
+    uint32_t n_embd;
+    uint32_t n_layer;
+    uint32_t n_ctx_train;
+    uint32_t n_expert, n_expert_used;
+} arch_info;
+
+typedef struct arch_ctx {
+    const gguf_file *f;
+    store *store;            /* NULL until the arch asked for it with arch_open_store */
+    mf_pool *pool;
+    uint64_t cache_bytes;    /* the store's budget (0: all experts) */
+} arch_ctx;
+
+typedef struct arch_ops {
+    const char *name;        /* general.architecture */
+    /* Binds everything; returns the arch's model object. */
+    void *(*load)(arch_ctx *ctx, arch_info *info, mf_error *e);
+    void (*free)(void *model);
+    /* Per-session state for up to n_ctx positions (allocated as used). */
+    void *(*state_new)(void *model, uint32_t n_ctx, mf_error *e);
+    void (*state_free)(void *state);
+    /* Forgets positions >= n_past (KV entries beyond are simply overwritten;
+     * recurrent archs must restore or refuse). */
+    int (*state_truncate)(void *state, uint32_t n_past, mf_error *e);
+    /* Ensures room for positions < n (grows the KV cache; not per token). */
+    int (*state_reserve)(void *state, uint32_t n, mf_error *e);
+    /* Evaluates token at pos; writes n_vocab logits when logits != NULL. */
+    int (*forward)(void *model, void *state, int32_t token, uint32_t pos, float *logits, mf_error *e);
+} arch_ops;
+
+/* The architecture named arch, or NULL. */
+const arch_ops *arch_find(const char *arch);
+/* Space-separated names of the supported architectures. */
+const char *arch_supported(void);
+
+/* Opens ctx->store for the model's routed experts (helper for archs). */
+int arch_open_store(arch_ctx *ctx, uint32_t n_layer, uint32_t n_expert, uint32_t n_used, mf_error *e);
+
+#endif

@@ -1,0 +1,63 @@
+/* blocks.h — the layer blocks architectures share: GQA attention with an
+ * optional per-head q/k RMSNorm, biases and partial rotary; and the routed
+ * MoE FFN that reaches its experts through the store. */
+#ifndef MF_BLOCKS_H
+#define MF_BLOCKS_H
+
+#include "models/ops.h"
+#include "store/store.h"
+
+typedef struct attn_hparams {
+    int n_head, n_head_kv, head_dim;
+    int n_rot;               /* rotated dims per head (<= head_dim) */
+    int rope_neox;           /* 1: NEOX pairs (i, i+n_rot/2); 0: adjacent pairs */
+    float freq_base;
+    float norm_eps;          /* q/k norm epsilon */
+    float scale;             /* softmax scale, usually 1/sqrt(head_dim) */
+} attn_hparams;
+
+typedef struct attn_weights {
+    mf_weight wq, wk, wv, wo;
+    mf_weight bq, bk, bv, bo;       /* optional biases (f32) */
+    mf_weight q_norm, k_norm;       /* optional per-head RMSNorm (f32, head_dim) */
+} attn_weights;
+
+/* Per-layer KV cache rows: n_head_kv * head_dim floats per position. */
+typedef struct kv_layer { float *k, *v; } kv_layer;
+
+typedef struct attn_scratch {
+    float *q, *k, *v, *att, *out;   /* att: n_head * n_ctx scores */
+} attn_scratch;
+
+/* Self-attention of one token at pos over positions 0..pos; h is the
+ * normed input, out (n_embd) receives W_o . attention. Writes the token's
+ * k, v into the cache at pos. */
+void attn_forward(mf_pool *pool, const attn_hparams *hp, const attn_weights *w, kv_layer kv, uint32_t pos,
+                  const float *h, attn_scratch *s, float *out);
+
+typedef enum moe_gating { MOE_SOFTMAX, MOE_SIGMOID } moe_gating;
+
+typedef struct moe_hparams {
+    int n_expert, n_used, n_embd, n_ff;
+    moe_gating gating;
+    int norm_topk;           /* renormalise the K weights to sum 1 */
+    float weights_scale;     /* multiply the K weights (1: none) */
+} moe_hparams;
+
+typedef struct moe_scratch {
+    float *logits;           /* n_expert */
+    float *gate, *up;        /* n_used * n_ff */
+    float *down;             /* n_embd */
+    int32_t *ids;            /* n_used */
+    float *w;                /* n_used */
+} moe_scratch;
+
+/* Routed experts of layer: router -> top-K -> experts from the store ->
+ * out = sum_k w_k * down_k(silu(gate_k h) * up_k h). */
+int moe_forward(mf_pool *pool, store *st, int layer, const moe_hparams *hp, const mf_weight *router, const float *h,
+                moe_scratch *s, float *out, mf_error *e);
+
+/* Top-k of x[0..n) by value (ties: lower index first), descending. */
+void moe_topk(const float *x, int n, int k, int32_t *ids);
+
+#endif

@@ -1,0 +1,45 @@
+/* ops.h — the shared numeric blocks of every architecture: matrix-vector
+ * products over quantized weights (split over the thread pool by rows),
+ * RMSNorm, RoPE, softmax, SiLU, and single-query attention over a KV cache.
+ * Activations are float; each weight row is dotted with the float
+ * activations by the type's kernel, so a row's result does not depend on
+ * which thread computed it (logits are identical for any thread count). */
+#ifndef MF_OPS_H
+#define MF_OPS_H
+
+#include "models/weights.h"
+#include "threads/pool.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* y[r] = dot(row r of w, x) for r in [0, ne[1]); w->data may be any
+ * pointer with w's layout (a mapped tensor or an expert slot). */
+void op_matvec(mf_pool *pool, const mf_weight *w, const float *x, float *y);
+/* The same, for several weights sharing one input (q, k, v: one dispatch). */
+void op_matvec_multi(mf_pool *pool, int n, const mf_weight *const *w, const float *x, float *const *y);
+
+/* Row `id` of an embedding table, dequantized. */
+void op_get_row(const mf_weight *w, uint64_t id, float *out);
+
+/* out = x / sqrt(mean(x^2) + eps) * g (g may be NULL). out may equal x. */
+void op_rmsnorm(float *out, const float *x, const float *g, size_t n, float eps);
+
+/* NEOX-style rotary embedding on the first n_rot dims of each of n_heads
+ * heads of head_dim: pairs (i, i + n_rot/2), theta_i = pos * base^(-2i/n_rot). */
+void op_rope_neox(float *x, int n_heads, int head_dim, int n_rot, int pos, float freq_base);
+/* GPT-J / llama "normal" style: adjacent pairs (2i, 2i+1). */
+void op_rope_norm(float *x, int n_heads, int head_dim, int n_rot, int pos, float freq_base);
+
+void op_softmax(float *x, size_t n);
+static inline float op_silu(float x) { return x / (1.0f + __builtin_expf(-x)); }
+static inline float op_sigmoid(float x) { return 1.0f / (1.0f + __builtin_expf(-x)); }
+
+/* One query position against n_kv cached positions, for all heads:
+ * out[h] = softmax(q_h . k_t * scale) . v_t, q head h reading kv head
+ * h / (n_head / n_head_kv). k and v rows are n_head_kv * head_dim floats
+ * per position (stride kv_stride floats). */
+void op_attention(mf_pool *pool, const float *q, const float *k, const float *v, size_t kv_stride, int n_kv,
+                  int n_head, int n_head_kv, int head_dim, float scale, float *att_scratch, float *out);
+
+#endif

@@ -1,0 +1,278 @@
+/* qwen3moe.c — Qwen3-MoE (Qwen3-30B-A3B, Qwen3-235B-A22B,
+ * Qwen3-Coder-480B-A35B), GGUF architecture `qwen3moe`.
+ *
+ * Per layer (Qwen3 technical report, arXiv:2505.09388; HF config keys as
+ * the GGUF converter writes them under `qwen3moe.*`):
+ *   h = RMSNorm(x) * attn_norm
+ *   q, k, v = W_q h, W_k h, W_v h            (no biases)
+ *   q, k    = per-head RMSNorm (attn_q_norm, attn_k_norm), then NEOX RoPE
+ *   x      += W_o GQA-attention(q, k, v)      scale 1/sqrt(head_dim)
+ *   h = RMSNorm(x) * ffn_norm
+ *   p = softmax(W_router h); top-K of p, renormalised to sum 1
+ *   x      += sum_k p_k * down_k(silu(gate_k h) * up_k h)
+ * then final RMSNorm and the output head (or the tied embedding).
+ * Every shape comes from the GGUF keys; nothing is hard-coded.
+ */
+#include "models/arch.h"
+#include "models/blocks.h"
+#include "quant/quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct q3_hparams {
+    uint32_t n_vocab, n_embd, n_layer, n_ctx_train;
+    uint32_t n_head, n_head_kv, head_dim, n_rot;
+    uint32_t n_expert, n_used, n_ff_exp;
+    float eps, freq_base;
+} q3_hparams;
+
+typedef struct q3_layer {
+    mf_weight attn_norm, ffn_norm, router;
+    attn_weights attn;
+} q3_layer;
+
+typedef struct q3_model {
+    q3_hparams hp;
+    attn_hparams ahp;
+    moe_hparams mhp;
+    mf_weight tok_embd, output_norm, output;
+    q3_layer *layers;
+    store *store;
+    mf_pool *pool;
+} q3_model;
+
+typedef struct q3_state {
+    q3_model *m;
+    uint32_t n_ctx, n_alloc;
+    float *kcache, *vcache;        /* n_layer x n_alloc x kv_dim */
+    float *x, *h, *tmp;
+    attn_scratch as;
+    moe_scratch ms;
+} q3_state;
+
+static int q3_hparams_load(const gguf_file *f, q3_hparams *hp, mf_error *e)
+{
+    char k[128];
+    const char *a = "qwen3moe";
+#define REQ(name, dst) if (gguf_get_u32(f, gguf_arch_key(k, sizeof k, a, name), dst, e)) return -1
+    REQ("block_count", &hp->n_layer);
+    REQ("embedding_length", &hp->n_embd);
+    REQ("attention.head_count", &hp->n_head);
+    REQ("expert_count", &hp->n_expert);
+    REQ("expert_used_count", &hp->n_used);
+    REQ("expert_feed_forward_length", &hp->n_ff_exp);
+#undef REQ
+    if (gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "context_length"), 4096, &hp->n_ctx_train, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.head_count_kv"), hp->n_head, &hp->n_head_kv, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.key_length"), hp->n_head ? hp->n_embd / hp->n_head : 0,
+                     &hp->head_dim, e) ||
+        gguf_opt_f32(f, gguf_arch_key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), 1e-6f, &hp->eps, e) ||
+        gguf_opt_f32(f, gguf_arch_key(k, sizeof k, a, "rope.freq_base"), 10000.0f, &hp->freq_base, e))
+        return -1;
+    uint32_t vlen;
+    if (gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.value_length"), hp->head_dim, &vlen, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "rope.dimension_count"), hp->head_dim, &hp->n_rot, e))
+        return -1;
+    const char *path = f->parts[0].path;
+    if (hp->n_layer == 0 || hp->n_embd == 0 || hp->n_head == 0 || hp->head_dim == 0)
+        return mf_fail(e, "%s: qwen3moe: block_count, embedding_length, head_count and key_length must be > 0", path);
+    if (vlen != hp->head_dim)
+        return mf_fail(e, "%s: qwen3moe: value_length %u differs from key_length %u (not supported)", path, vlen, hp->head_dim);
+    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
+        return mf_fail(e, "%s: qwen3moe: head_count %u is not a multiple of head_count_kv %u", path, hp->n_head, hp->n_head_kv);
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return mf_fail(e, "%s: qwen3moe: rope.dimension_count %u: expected an even number <= %u", path, hp->n_rot, hp->head_dim);
+    if (hp->n_expert == 0 || hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64)
+        return mf_fail(e, "%s: qwen3moe: expert_used_count %u of expert_count %u: expected 1..min(count, 64)", path,
+                       hp->n_used, hp->n_expert);
+    if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->head_dim > 4096 || hp->n_embd > (1u << 20))
+        return mf_fail(e, "%s: qwen3moe: implausible hyperparameters (layers %u, heads %u, head_dim %u, embd %u)", path,
+                       hp->n_layer, hp->n_head, hp->head_dim, hp->n_embd);
+    return 0;
+}
+
+static void q3_free(void *mp)
+{
+    q3_model *m = mp;
+    if (!m) return;
+    free(m->layers);
+    free(m);
+}
+
+static void *q3_load(arch_ctx *ctx, arch_info *info, mf_error *e)
+{
+    const gguf_file *f = ctx->f;
+    q3_model *m = calloc(1, sizeof *m);
+    if (!m) { mf_fail(e, "out of memory"); return NULL; }
+    q3_hparams *hp = &m->hp;
+    if (q3_hparams_load(f, hp, e)) goto fail;
+    m->layers = calloc(hp->n_layer, sizeof *m->layers);
+    if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
+
+    binder b = { f, e, 0 };
+    const uint64_t E = hp->n_embd, Q = (uint64_t)hp->n_head * hp->head_dim, KV = (uint64_t)hp->n_head_kv * hp->head_dim;
+    if (bind_weight(&b, &m->tok_embd, 1, 2, (uint64_t[]){ E, 0 }, "token_embd.weight")) goto fail;
+    hp->n_vocab = (uint32_t)m->tok_embd.ne[1];
+    const uint64_t V = hp->n_vocab;
+    if (bind_weight(&b, &m->output_norm, 1, 1, (uint64_t[]){ E }, "output_norm.weight") ||
+        bind_check_f32(&b, &m->output_norm) ||
+        bind_weight(&b, &m->output, 0, 2, (uint64_t[]){ E, V }, "output.weight"))
+        goto fail;
+    if (!m->output.name) m->output = m->tok_embd; /* tied embeddings */
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        q3_layer *L = &m->layers[l];
+        attn_weights *A = &L->attn;
+        if (bind_weight(&b, &L->attn_norm, 1, 1, (uint64_t[]){ E }, "blk.%u.attn_norm.weight", l) ||
+            bind_weight(&b, &A->wq, 1, 2, (uint64_t[]){ E, Q }, "blk.%u.attn_q.weight", l) ||
+            bind_weight(&b, &A->wk, 1, 2, (uint64_t[]){ E, KV }, "blk.%u.attn_k.weight", l) ||
+            bind_weight(&b, &A->wv, 1, 2, (uint64_t[]){ E, KV }, "blk.%u.attn_v.weight", l) ||
+            bind_weight(&b, &A->wo, 1, 2, (uint64_t[]){ Q, E }, "blk.%u.attn_output.weight", l) ||
+            bind_weight(&b, &A->q_norm, 1, 1, (uint64_t[]){ hp->head_dim }, "blk.%u.attn_q_norm.weight", l) ||
+            bind_weight(&b, &A->k_norm, 1, 1, (uint64_t[]){ hp->head_dim }, "blk.%u.attn_k_norm.weight", l) ||
+            bind_weight(&b, &L->ffn_norm, 1, 1, (uint64_t[]){ E }, "blk.%u.ffn_norm.weight", l) ||
+            bind_weight(&b, &L->router, 1, 2, (uint64_t[]){ E, hp->n_expert }, "blk.%u.ffn_gate_inp.weight", l) ||
+            bind_check_f32(&b, &L->attn_norm) || bind_check_f32(&b, &L->ffn_norm) ||
+            bind_check_f32(&b, &A->q_norm) || bind_check_f32(&b, &A->k_norm))
+            goto fail;
+        /* The routed experts are checked here but reached only through the store. */
+        mf_weight chk;
+        if (bind_weight(&b, &chk, 1, 3, (uint64_t[]){ E, hp->n_ff_exp, hp->n_expert }, "blk.%u.ffn_gate_exps.weight", l) ||
+            bind_weight(&b, &chk, 1, 3, (uint64_t[]){ E, hp->n_ff_exp, hp->n_expert }, "blk.%u.ffn_up_exps.weight", l) ||
+            bind_weight(&b, &chk, 1, 3, (uint64_t[]){ hp->n_ff_exp, E, hp->n_expert }, "blk.%u.ffn_down_exps.weight", l))
+            goto fail;
+    }
+    if (arch_open_store(ctx, hp->n_layer, hp->n_expert, hp->n_used, e)) goto fail;
+    m->store = ctx->store;
+    m->pool = ctx->pool;
+
+    m->ahp = (attn_hparams){
+        .n_head = (int)hp->n_head, .n_head_kv = (int)hp->n_head_kv, .head_dim = (int)hp->head_dim,
+        .n_rot = (int)hp->n_rot, .rope_neox = 1, .freq_base = hp->freq_base, .norm_eps = hp->eps,
+        .scale = 1.0f / sqrtf((float)hp->head_dim),
+    };
+    m->mhp = (moe_hparams){
+        .n_expert = (int)hp->n_expert, .n_used = (int)hp->n_used, .n_embd = (int)hp->n_embd,
+        .n_ff = (int)hp->n_ff_exp, .gating = MOE_SOFTMAX, .norm_topk = 1, .weights_scale = 1.0f,
+    };
+    *info = (arch_info){ hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_ctx_train, hp->n_expert, hp->n_used };
+    return m;
+fail:
+    q3_free(m);
+    return NULL;
+}
+
+static void q3_state_free(void *sp)
+{
+    q3_state *s = sp;
+    if (!s) return;
+    free(s->kcache);
+    free(s->vcache);
+    free(s->x);
+    free(s->as.att);
+    free(s->ms.ids);
+    free(s);
+}
+
+static int q3_state_reserve(void *sp, uint32_t n, mf_error *e)
+{
+    q3_state *s = sp;
+    const q3_hparams *hp = &s->m->hp;
+    if (n > s->n_ctx) return mf_fail(e, "context full: %u positions requested, --ctx is %u", n, s->n_ctx);
+    if (n <= s->n_alloc) return 0;
+    uint32_t want = s->n_alloc ? s->n_alloc : 256;
+    while (want < n) want *= 2;
+    if (want > s->n_ctx) want = s->n_ctx;
+    const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    /* The cache is laid out layer-major, so growing re-packs it. */
+    float *k = calloc((size_t)hp->n_layer * want * kv_dim, sizeof(float));
+    float *v = calloc((size_t)hp->n_layer * want * kv_dim, sizeof(float));
+    float *att = calloc((size_t)hp->n_head * want, sizeof(float));
+    if (!k || !v || !att) {
+        free(k), free(v), free(att);
+        return mf_fail(e, "out of memory for a KV cache of %u positions", want);
+    }
+    for (uint32_t l = 0; l < hp->n_layer && s->n_alloc; l++) {
+        memcpy(k + l * want * kv_dim, s->kcache + l * s->n_alloc * kv_dim, s->n_alloc * kv_dim * sizeof(float));
+        memcpy(v + l * want * kv_dim, s->vcache + l * s->n_alloc * kv_dim, s->n_alloc * kv_dim * sizeof(float));
+    }
+    free(s->kcache), free(s->vcache), free(s->as.att);
+    s->kcache = k, s->vcache = v, s->as.att = att;
+    s->n_alloc = want;
+    return 0;
+}
+
+static void *q3_state_new(void *mp, uint32_t n_ctx, mf_error *e)
+{
+    q3_model *m = mp;
+    const q3_hparams *hp = &m->hp;
+    q3_state *s = calloc(1, sizeof *s);
+    if (!s) { mf_fail(e, "out of memory"); return NULL; }
+    s->m = m;
+    s->n_ctx = n_ctx;
+    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t K = hp->n_used, F = hp->n_ff_exp;
+    size_t nf = 3 * E + Q + 2 * KV + Q + hp->n_expert + 2 * K * F + E + K;
+    s->x = calloc(nf, sizeof(float));
+    s->ms.ids = calloc(K, sizeof(int32_t));
+    if (!s->x || !s->ms.ids) { q3_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    float *p = s->x;
+    s->x = p, p += E;
+    s->h = p, p += E;
+    s->tmp = p, p += E;
+    s->as.q = p, p += Q;
+    s->as.k = p, p += KV;
+    s->as.v = p, p += KV;
+    s->as.out = p, p += Q;
+    s->ms.logits = p, p += hp->n_expert;
+    s->ms.gate = p, p += K * F;
+    s->ms.up = p, p += K * F;
+    s->ms.down = p, p += E;
+    s->ms.w = p;
+    if (q3_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { q3_state_free(s); return NULL; }
+    return s;
+}
+
+static int q3_state_truncate(void *sp, uint32_t n_past, mf_error *e)
+{
+    (void)sp, (void)n_past, (void)e; /* KV rows past n_past are overwritten before they are read */
+    return 0;
+}
+
+static int q3_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
+{
+    q3_model *m = mp;
+    q3_state *s = sp;
+    const q3_hparams *hp = &m->hp;
+    const size_t E = hp->n_embd, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
+    if (q3_state_reserve(s, pos + 1, e)) return -1;
+    op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const q3_layer *L = &m->layers[l];
+        op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
+        kv_layer kv = { s->kcache + (size_t)l * s->n_alloc * kv_dim, s->vcache + (size_t)l * s->n_alloc * kv_dim };
+        attn_forward(m->pool, &m->ahp, &L->attn, kv, pos, s->h, &s->as, s->tmp);
+        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
+        op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
+        if (moe_forward(m->pool, m->store, (int)l, &m->mhp, &L->router, s->h, &s->ms, s->tmp, e)) return -1;
+        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
+    }
+    if (!logits) return 0;
+    op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
+    op_matvec(m->pool, &m->output, s->h, logits);
+    return 0;
+}
+
+const arch_ops arch_qwen3moe = {
+    .name = "qwen3moe",
+    .load = q3_load,
+    .free = q3_free,
+    .state_new = q3_state_new,
+    .state_free = q3_state_free,
+    .state_truncate = q3_state_truncate,
+    .state_reserve = q3_state_reserve,
+    .forward = q3_forward,
+};

@@ -1,0 +1,72 @@
+/* store.h — the expert store: every routed expert reaches the layers
+ * through here, from RAM or from disk, and the layers cannot tell which.
+ *
+ * Index: for each (layer, expert) the extents (file, offset, length) of its
+ * slices of the layer's `*_exps` tensors, straight from the tensor table.
+ * Cache: fixed-size slots under one byte budget, one expert per slot; the
+ * slots of the running layer are pinned between acquire and release, so
+ * eviction never frees memory a kernel is reading. Misses are read with
+ * pread into the slot (4 KiB aligned). Errors (short read, EIO, a file that
+ * shrank) are returned to the caller with the file and offset named.
+ */
+#ifndef MF_STORE_H
+#define MF_STORE_H
+
+#include "gguf.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The routed-expert tensors a layer may have, by role. */
+typedef enum store_role {
+    STORE_GATE, STORE_UP, STORE_DOWN, STORE_GATE_UP,
+    STORE_GATE_B, STORE_UP_B, STORE_DOWN_B, STORE_GATE_UP_B,
+    STORE_ROLE_COUNT
+} store_role;
+
+/* One role of one layer: the 3-D tensor and the bytes of one expert. */
+typedef struct store_tensor {
+    const gguf_tensor *t;     /* NULL: the layer has no such role */
+    uint64_t expert_bytes;    /* nbytes / n_expert */
+    uint64_t slot_offset;     /* where this role starts in a slot */
+} store_tensor;
+
+/* What acquire hands out: per role, the expert's bytes in its slot. */
+typedef struct store_expert {
+    int layer, id;
+    const void *data[STORE_ROLE_COUNT];
+} store_expert;
+
+typedef struct store_params {
+    uint64_t cache_bytes;     /* 0: enough for every expert */
+} store_params;
+
+typedef struct store_stats {
+    uint64_t hits, misses, bytes_read, reads;
+    double io_wait_s;
+} store_stats;
+
+typedef struct store store;
+
+/* Builds the index from f's tensor table (n_layer layers, n_expert experts
+ * per MoE layer) and allocates the slots. Fails when the budget cannot hold
+ * min_slots experts (one layer's K), naming the minimum. */
+store *store_open(const gguf_file *f, uint32_t n_layer, uint32_t n_expert, uint32_t min_slots,
+                  const store_params *p, mf_error *e);
+void store_close(store *s);
+
+/* The role table of a layer (for shape checks at model load). */
+const store_tensor *store_layer_roles(const store *s, int layer);
+bool store_layer_has_experts(const store *s, int layer);
+
+/* Makes experts ids[0..n) of layer resident and pinned; out[i] describes
+ * ids[i]. Every acquire is followed by a release of the same ids. */
+int store_acquire(store *s, int layer, const int32_t *ids, int n, const store_expert **out, mf_error *e);
+void store_release(store *s, int layer, const int32_t *ids, int n);
+
+void store_get_stats(const store *s, store_stats *out);
+void store_reset_stats(store *s);
+uint64_t store_slot_bytes(const store *s);
+uint32_t store_slot_count(const store *s);
+
+#endif
