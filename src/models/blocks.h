@@ -35,25 +35,44 @@ typedef struct attn_scratch {
 void attn_forward(mf_pool *pool, const attn_hparams *hp, const attn_weights *w, kv_layer kv, uint32_t pos,
                   const float *h, attn_scratch *s, float *out);
 
-typedef enum moe_gating { MOE_SOFTMAX, MOE_SIGMOID } moe_gating;
+/* How router logits become expert choices and mixing weights. */
+typedef enum moe_gating {
+    MOE_SOFTMAX,         /* p = softmax(all logits); top-K of p (Qwen, Mixtral) */
+    MOE_SIGMOID,         /* p = sigmoid(logits); top-K of p + sel_bias (DeepSeek-V3, GLM-4.5) */
+    MOE_SOFTMAX_TOPK,    /* top-K of the logits; weights = softmax of those K (gpt-oss) */
+} moe_gating;
+
+typedef enum moe_act {
+    MOE_SWIGLU,          /* silu(gate) * up */
+    MOE_SWIGLU_OAI,      /* gpt-oss: g = min(gate, limit), u = clamp(up, -limit, limit),
+                            g * sigmoid(alpha g) * (u + 1) */
+} moe_act;
 
 typedef struct moe_hparams {
     int n_expert, n_used, n_embd, n_ff;
     moe_gating gating;
+    const float *sel_bias;   /* per-expert bias added for selection only (NULL: none) */
+    int n_group, n_group_used;  /* group-limited selection (DeepSeek-V3); 0/1: off */
     int norm_topk;           /* renormalise the K weights to sum 1 */
     float weights_scale;     /* multiply the K weights (1: none) */
+    moe_act act;
+    float swiglu_alpha, swiglu_limit;
 } moe_hparams;
 
 typedef struct moe_scratch {
     float *logits;           /* n_expert */
-    float *gate, *up;        /* n_used * n_ff */
+    float *sel;              /* n_expert: selection scores */
+    float *gate, *up;        /* n_used * n_ff each; gate must be followed by up (a fused
+                                gate_up expert writes 2 * n_used * n_ff from gate) */
     float *down;             /* n_embd */
     int32_t *ids;            /* n_used */
     float *w;                /* n_used */
 } moe_scratch;
 
 /* Routed experts of layer: router -> top-K -> experts from the store ->
- * out = sum_k w_k * down_k(silu(gate_k h) * up_k h). */
+ * out = sum_k w_k * down_k(act(gate_k h, up_k h)), with the experts' biases
+ * where the layer has them. s->sel may be NULL when gating needs no
+ * separate selection scores (MOE_SOFTMAX without sel_bias). */
 int moe_forward(mf_pool *pool, store *st, int layer, const moe_hparams *hp, const mf_weight *router, const float *h,
                 moe_scratch *s, float *out, mf_error *e);
 

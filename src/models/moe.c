@@ -37,23 +37,71 @@ static mf_weight expert_view(const store_tensor *st, const void *data)
     return w;
 }
 
+/* Selection scores and mixing weights (llama.cpp's build_moe_ffn is the
+ * behaviour matched; the formulas are the model cards'). */
+static void route(const moe_hparams *hp, moe_scratch *s)
+{
+    const int N = hp->n_expert, K = hp->n_used;
+    float *sel = s->logits;
+    switch (hp->gating) {
+    case MOE_SOFTMAX:
+        op_softmax(s->logits, (size_t)N);
+        break;
+    case MOE_SIGMOID:
+        for (int i = 0; i < N; i++) s->logits[i] = op_sigmoid(s->logits[i]);
+        break;
+    case MOE_SOFTMAX_TOPK:
+        break;
+    }
+    if (hp->sel_bias || hp->n_group > 1) {
+        sel = s->sel;
+        for (int i = 0; i < N; i++) sel[i] = s->logits[i] + (hp->sel_bias ? hp->sel_bias[i] : 0.0f);
+    }
+    if (hp->n_group > 1 && hp->n_group_used < hp->n_group) {
+        /* DeepSeek-V3: rank groups by the sum of their two best scores, keep
+         * the best n_group_used groups, mask the rest out of the top-K. */
+        const int G = hp->n_group, per = N / G;
+        float gscore[256];
+        int32_t gids[256];
+        for (int g = 0; g < G && g < 256; g++) {
+            int32_t two[2];
+            moe_topk(sel + g * per, per, per >= 2 ? 2 : 1, two);
+            gscore[g] = sel[g * per + two[0]] + (per >= 2 ? sel[g * per + two[1]] : 0.0f);
+        }
+        moe_topk(gscore, G, hp->n_group_used, gids);
+        for (int g = 0; g < G; g++) {
+            int keep = 0;
+            for (int j = 0; j < hp->n_group_used; j++) keep |= gids[j] == g;
+            if (!keep)
+                for (int i = 0; i < per; i++) sel[g * per + i] = -INFINITY;
+        }
+    }
+    moe_topk(sel, N, K, s->ids);
+    for (int k = 0; k < K; k++) s->w[k] = s->logits[s->ids[k]];
+    if (hp->gating == MOE_SOFTMAX_TOPK) op_softmax(s->w, (size_t)K);
+    if (hp->norm_topk) {
+        double sum = 0;
+        for (int k = 0; k < K; k++) sum += s->w[k];
+        if (sum < 6.103515625e-5) sum = 6.103515625e-5; /* as llama.cpp clamps the sum */
+        for (int k = 0; k < K; k++) s->w[k] = (float)(s->w[k] / sum);
+    }
+    if (hp->weights_scale != 1.0f && hp->weights_scale != 0.0f)
+        for (int k = 0; k < K; k++) s->w[k] *= hp->weights_scale;
+}
+
+static void add_vec(float *y, const void *b, int n)
+{
+    if (!b) return;
+    const float *v = b;
+    for (int i = 0; i < n; i++) y[i] += v[i];
+}
+
 int moe_forward(mf_pool *pool, store *st, int layer, const moe_hparams *hp, const mf_weight *router, const float *h,
                 moe_scratch *s, float *out, mf_error *e)
 {
     const int K = hp->n_used, n_ff = hp->n_ff, n_embd = hp->n_embd;
     op_matvec(pool, router, h, s->logits);
-    if (hp->gating == MOE_SOFTMAX) {
-        op_softmax(s->logits, (size_t)hp->n_expert);
-    } else {
-        for (int i = 0; i < hp->n_expert; i++) s->logits[i] = op_sigmoid(s->logits[i]);
-    }
-    moe_topk(s->logits, hp->n_expert, K, s->ids);
-    double sum = 0;
-    for (int k = 0; k < K; k++) sum += s->w[k] = s->logits[s->ids[k]];
-    if (hp->norm_topk)
-        for (int k = 0; k < K; k++) s->w[k] = (float)(s->w[k] / sum);
-    if (hp->weights_scale != 1.0f)
-        for (int k = 0; k < K; k++) s->w[k] *= hp->weights_scale;
+    route(hp, s);
 
     const store_expert *ex[64];
     if (K > 64) return mf_fail(e, "layer %d: %d experts per token is more than this engine supports (64)", layer, K);
@@ -62,7 +110,14 @@ int moe_forward(mf_pool *pool, store *st, int layer, const moe_hparams *hp, cons
     mf_weight wv[128];
     const mf_weight *wp[128];
     float *yp[128];
+    const int fused = roles[STORE_GATE_UP].t != NULL;
     for (int k = 0; k < K; k++) {
+        if (fused) { /* one [gate; up] matrix of 2 n_ff rows */
+            wv[k] = expert_view(&roles[STORE_GATE_UP], ex[k]->data[STORE_GATE_UP]);
+            wp[k] = &wv[k];
+            yp[k] = s->gate + (size_t)k * 2 * n_ff;
+            continue;
+        }
         wv[2 * k] = expert_view(&roles[STORE_GATE], ex[k]->data[STORE_GATE]);
         wv[2 * k + 1] = expert_view(&roles[STORE_UP], ex[k]->data[STORE_UP]);
         wp[2 * k] = &wv[2 * k];
@@ -70,13 +125,33 @@ int moe_forward(mf_pool *pool, store *st, int layer, const moe_hparams *hp, cons
         yp[2 * k] = s->gate + (size_t)k * n_ff;
         yp[2 * k + 1] = s->up + (size_t)k * n_ff;
     }
-    op_matvec_multi(pool, 2 * K, wp, h, yp);
+    op_matvec_multi(pool, fused ? K : 2 * K, wp, h, yp);
     memset(out, 0, sizeof(float) * (size_t)n_embd);
     for (int k = 0; k < K; k++) {
-        float *g = s->gate + (size_t)k * n_ff, *u = s->up + (size_t)k * n_ff;
-        for (int i = 0; i < n_ff; i++) g[i] = op_silu(g[i]) * u[i];
+        float *g, *u;
+        if (fused) {
+            g = s->gate + (size_t)k * 2 * n_ff;
+            u = g + n_ff;
+            add_vec(g, ex[k]->data[STORE_GATE_UP_B], 2 * n_ff);
+        } else {
+            g = s->gate + (size_t)k * n_ff;
+            u = s->up + (size_t)k * n_ff;
+            add_vec(g, ex[k]->data[STORE_GATE_B], n_ff);
+            add_vec(u, ex[k]->data[STORE_UP_B], n_ff);
+        }
+        if (hp->act == MOE_SWIGLU_OAI) {
+            const float lim = hp->swiglu_limit, alpha = hp->swiglu_alpha;
+            for (int i = 0; i < n_ff; i++) {
+                float x = g[i] < lim ? g[i] : lim;
+                float y = u[i] < -lim ? -lim : u[i] > lim ? lim : u[i];
+                g[i] = x * op_sigmoid(alpha * x) * (y + 1.0f);
+            }
+        } else {
+            for (int i = 0; i < n_ff; i++) g[i] = op_silu(g[i]) * u[i];
+        }
         mf_weight down = expert_view(&roles[STORE_DOWN], ex[k]->data[STORE_DOWN]);
         op_matvec(pool, &down, g, s->down);
+        add_vec(s->down, ex[k]->data[STORE_DOWN_B], n_embd);
         for (int i = 0; i < n_embd; i++) out[i] += s->w[k] * s->down[i];
     }
     store_release(st, layer, s->ids, K);
