@@ -183,7 +183,12 @@ static int list_ggufs(const char *dir, char names[][256], int max)
     struct dirent *de;
     while ((de = readdir(d)) && n < max) {
         size_t l = strlen(de->d_name);
-        if (l > 5 && !strcmp(de->d_name + l - 5, ".gguf")) snprintf(names[n++], 256, "%s/%s", dir, de->d_name);
+        if (l > 5 && l + strlen(dir) + 2 <= 256 && !strcmp(de->d_name + l - 5, ".gguf")) {
+            memcpy(names[n], dir, strlen(dir));
+            names[n][strlen(dir)] = '/';
+            memcpy(names[n] + strlen(dir) + 1, de->d_name, l + 1);
+            n++;
+        }
     }
     closedir(d);
     return n;

@@ -3,10 +3,11 @@
  *
  * Bit-exactness: ggml's dequantize_row_* round every multiply and add
  * separately (the golden values were checked against both ggml's C and
- * numpy). A compiler that fuses a*b+c into one FMA changes the last bit, so
+ * numpy). A compiler that fuses a*b+c into one FMA can change the last bit, so
  * contraction must be off in these files. gcc does that itself in ISO mode
- * (-std=c11 implies -ffp-contract=off); for clang each ref_*.c file starts
- * with QUANT_NO_FP_CONTRACT (a pragma, which must sit in the .c file). */
+ * (-std=c11 implies -ffp-contract=off); for clang the pragma below covers
+ * this header and each ref_*.c file repeats it (QUANT_NO_FP_CONTRACT) after
+ * its includes, so the reference gives the same bits with either compiler. */
 #ifndef MF_QUANT_REF_IMPL_H
 #define MF_QUANT_REF_IMPL_H
 
@@ -17,6 +18,7 @@
 #else
 #define QUANT_NO_FP_CONTRACT
 #endif
+QUANT_NO_FP_CONTRACT
 
 /* The reference dot product: dot(dequantize(row), x).
  *
