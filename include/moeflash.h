@@ -39,7 +39,12 @@ typedef struct mf_session mf_session;
 
 typedef struct mf_model_params {
     int n_threads;            /* <= 0: number of cores */
-    uint64_t cache_bytes;     /* expert cache budget; 0: every expert fits */
+    uint64_t cache_bytes;     /* expert cache budget; 0: auto (90% of the memory
+                                 left after the resident weights, cgroup-aware;
+                                 never more than all experts) */
+    const char *io;           /* expert reads: "pread" (default), "direct", "uring" */
+    int io_threads;           /* reader threads (pread/direct) or ring depth; 0: default */
+    const char *policy;       /* expert cache eviction policy; NULL: "lru" */
 } mf_model_params;
 
 void mf_model_params_default(mf_model_params *p);
@@ -106,13 +111,96 @@ typedef struct mf_stats {
     uint64_t peak_rss_bytes;
 } mf_stats;
 
+/* Test hook: the nth expert read from now fails (1 EIO, 2 short read,
+ * 3 ENOMEM), to check that errors reach the caller. */
+void mf_model_inject_io_fault(mf_model *m, uint64_t nth, int kind);
+
+/* How often each expert of layer was used since open: counts[n_expert]. */
+void mf_model_expert_uses(const mf_model *m, uint32_t layer, uint64_t *counts);
+
 /* Counters since the model was opened (or last reset). */
 void mf_model_stats(const mf_model *m, mf_stats *out);
 void mf_model_stats_reset(mf_model *m);
 /* Writes the --stats-json object (DESIGN.md's fields). */
 int mf_stats_write_json(const mf_model *m, const mf_stats *st, const char *io, const char *path, mf_error *e);
 
+/* ---- synthetic models (src/models/synth.c) ---- */
+
+/* The shape of a random-weight qwen3moe model. Types are mf_type ids
+ * (F32, F16, Q8_0, Q4_K). */
+typedef struct mf_synth_shape {
+    uint32_t n_layer, n_embd, n_head, n_head_kv, head_dim;
+    uint32_t n_expert, n_used, n_ff_exp, n_vocab, n_ctx;
+    float freq_base;
+    uint32_t dense_type, expert_type, embd_type, output_type;
+    bool words_vocab;         /* a vocabulary of English words (the demo) */
+    uint64_t seed;
+} mf_synth_shape;
+
+/* Presets: "qwen3-30b-a3b" (BENCHMARKS.md's 12-layer model), "demo", "tiny". */
+void mf_synth_preset(const char *name, mf_synth_shape *s);
+/* Writes the model to path (via path.partial, renamed when complete). */
+int mf_synth_write(const char *path, const mf_synth_shape *s, mf_error *e);
+
 /* ---- tokenizer (src/tokenizer; owned by the tokenizer work) ---- */
+
+/* A vocabulary read from a GGUF's tokenizer.ggml.* metadata: byte-level BPE
+ * ("gpt2", pre-tokenizers qwen2, qwen35, deepseek-v3, llama-bpe, gpt-2,
+ * default) or SentencePiece ("llama"). Read-only once loaded: it may be
+ * shared by threads. Token ids are int32_t; -1 means "none". */
+typedef struct mf_vocab mf_vocab;
+
+mf_vocab *mf_vocab_open(const char *gguf_path, mf_error *e);
+void mf_vocab_free(mf_vocab *v);
+
+size_t mf_vocab_size(const mf_vocab *v);
+int32_t mf_vocab_bos(const mf_vocab *v);
+int32_t mf_vocab_eos(const mf_vocab *v);
+int32_t mf_vocab_eot(const mf_vocab *v);      /* end of turn (<|im_end|>...) */
+/* Whether the model wants BOS prepended (tokenizer.ggml.add_bos_token). */
+bool mf_vocab_add_bos(const mf_vocab *v);
+/* True for every token that ends generation (eos, eot, and the tokens
+ * llama.cpp recognizes by name: <|im_end|>, <|endoftext|>, ...). */
+bool mf_token_is_eog(const mf_vocab *v, int32_t id);
+/* CONTROL or UNKNOWN tokens: hidden when decoding with special = false. */
+bool mf_token_is_control(const mf_vocab *v, int32_t id);
+/* The id of the token whose vocabulary text is exactly text[0..len), or -1. */
+int32_t mf_token_find(const mf_vocab *v, const char *text, size_t len);
+/* The token's vocabulary text ("Ġthe", "<|im_end|>"), not NUL-terminated;
+ * NULL for an id out of range. */
+const char *mf_token_text(const mf_vocab *v, int32_t id, size_t *len);
+/* The bytes the token stands for (may be part of a UTF-8 character);
+ * control tokens give "" unless special. NULL for an id out of range.
+ * Points into the vocabulary: no allocation, no copy. */
+const char *mf_token_piece(const mf_vocab *v, int32_t id, bool special, size_t *len);
+
+/* Token ids of text[0..len) (may contain NUL bytes). parse_special: CONTROL
+ * tokens written in the text (<|im_start|>) become those tokens; without it
+ * they are plain text. USER_DEFINED tokens (<think>) are matched either way.
+ * add_bos: prepend the BOS token (an error when there is none); pass
+ * mf_vocab_add_bos(v) for the model's default. *ids is malloc'd (free it),
+ * never NULL on success. */
+int mf_tokenize(const mf_vocab *v, const char *text, size_t len, bool parse_special, bool add_bos,
+                int32_t **ids, size_t *n, mf_error *e);
+/* The text of ids (malloc'd, NUL-terminated, *len excludes the NUL).
+ * special: print CONTROL tokens' text. An id out of range is an error.
+ * SentencePiece: the leading space of the first text token is dropped. */
+int mf_detokenize(const mf_vocab *v, const int32_t *ids, size_t n, bool special, char **text, size_t *len,
+                  mf_error *e);
+
+/* Streaming decoder for generation: push one token at a time, print what it
+ * returns. It never returns part of a UTF-8 character (bytes a later token
+ * may complete are held back); everything returned, flush included, equals
+ * mf_detokenize of the same ids. Allocates only in mf_detok_new. */
+typedef struct mf_detok mf_detok;
+mf_detok *mf_detok_new(const mf_vocab *v, bool special, mf_error *e);
+/* *out (valid until the next call) receives the bytes now safe to print. */
+int mf_detok_push(mf_detok *d, int32_t id, const char **out, size_t *len, mf_error *e);
+/* Returns the held-back bytes of an unfinished character (end of stream). */
+void mf_detok_flush(mf_detok *d, const char **out, size_t *len);
+/* Starts a new text (e.g. a new reply) without reallocating. */
+void mf_detok_reset(mf_detok *d);
+void mf_detok_free(mf_detok *d);
 
 /* ---- end tokenizer ---- */
 

@@ -441,6 +441,7 @@ void gguf_close(gguf_file *f)
     }
     free(f->parts);
     free(f->tensors);
+    free(f->resident);
     arena_free(f->arena);
     free(f);
 }
@@ -467,6 +468,8 @@ static int split_prefix(const char *path, char *prefix, size_t n, int *count)
     return no;
 }
 
+static int detach_header(gguf_file *f, mf_error *e);
+
 static gguf_file *open_parts(const char **paths, int n_parts, mf_error *e)
 {
     gguf_file *f = calloc(1, sizeof *f);
@@ -485,11 +488,79 @@ static gguf_file *open_parts(const char **paths, int n_parts, mf_error *e)
     if (!f->tensors) { mf_fail(e, "out of memory for %" PRIu64 " tensors", total); goto fail; }
     for (int i = 0; i < n_parts; i++)
         if (parse_part(f, &f->parts[i], e)) goto fail;
-    if (check_overlaps(f, e)) goto fail;
+    if (check_overlaps(f, e) || detach_header(f, e)) goto fail;
     return f;
 fail:
     gguf_close(f);
     return NULL;
+}
+
+/* Moves every pointer into [from, from+n) to the same place in to. */
+static void rebase_value(gguf_value *v, const uint8_t *from, uint64_t n, const uint8_t *to)
+{
+#define REBASE(p) if ((const uint8_t *)(p) >= from && (const uint8_t *)(p) < from + n) (p) = (void *)(to + ((const uint8_t *)(p) - from))
+    if (v->type == GGUF_STRING) {
+        REBASE(v->v.s.p);
+    } else if (v->type == GGUF_ARRAY) {
+        if (v->v.arr.raw) REBASE(v->v.arr.raw);
+        if (v->v.arr.items)
+            for (uint64_t i = 0; i < v->v.arr.n; i++) rebase_value(&v->v.arr.items[i], from, n, to);
+    }
+#undef REBASE
+}
+
+/* Copies the first part's header (metadata and tensor infos) out of the
+ * mapping, so that metadata stays readable whatever happens to the file
+ * later (a truncated mapped file raises SIGBUS instead of an error). */
+static int detach_header(gguf_file *f, mf_error *e)
+{
+    gguf_part *p = &f->parts[0];
+    uint64_t n = p->data_offset ? p->data_offset : p->size;
+    uint8_t *copy = arena_alloc(&f->arena, (size_t)n + 1);
+    if (!copy) return mf_fail(e, "%s: out of memory for a %" PRIu64 "-byte header", p->path, n);
+    memcpy(copy, p->map, n);
+    for (uint64_t i = 0; i < f->n_kv; i++) rebase_value(&f->kv[i].val, p->map, n, copy);
+    return 0;
+}
+
+int gguf_load_tensors(gguf_file *f, bool (*want)(const gguf_tensor *t, void *ctx), void *ctx, mf_error *e)
+{
+    uint64_t total = 0;
+    for (uint64_t i = 0; i < f->n_tensors; i++)
+        if (want(&f->tensors[i], ctx)) total += (f->tensors[i].nbytes + 63) / 64 * 64;
+    uint8_t *buf = NULL;
+    if (total && posix_memalign((void **)&buf, 64, (size_t)total) != 0)
+        return mf_fail(e, "%s: cannot allocate %" PRIu64 " bytes for the resident weights", f->parts[0].path, total);
+    uint64_t at = 0;
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        gguf_tensor *t = &f->tensors[i];
+        if (!want(t, ctx)) { t->data = NULL; continue; }
+        gguf_part *p = &f->parts[t->file];
+        uint64_t done = 0;
+        while (done < t->nbytes) {
+            ssize_t r = pread(p->fd, buf + at + done, (size_t)(t->nbytes - done), (off_t)(t->offset + done));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                int err = errno;
+                free(buf);
+                return mf_fail(e, "%s: reading tensor %s at byte %" PRIu64 ": %s", p->path, t->name, t->offset + done,
+                               r < 0 ? strerror(err) : "unexpected end of file (the file shrank?)");
+            }
+            done += (uint64_t)r;
+        }
+        /* these bytes now live in anonymous memory; the page cache copy can go */
+        posix_fadvise(p->fd, (off_t)t->offset, (off_t)t->nbytes, POSIX_FADV_DONTNEED);
+        t->data = buf + at;
+        at += (t->nbytes + 63) / 64 * 64;
+    }
+    f->resident = buf;
+    /* nothing points into the mappings any more */
+    for (int i = 0; i < f->n_parts; i++) {
+        gguf_part *p = &f->parts[i];
+        if (p->map && p->fd >= 0) munmap((void *)p->map, p->size);
+        p->map = NULL;
+    }
+    return 0;
 }
 
 gguf_file *gguf_open(const char *path, mf_error *e)

@@ -81,6 +81,7 @@ typedef struct gguf_file {
     gguf_part *parts;
     int n_parts;
     struct gguf_arena *arena;
+    void *resident;         /* tensors copied by gguf_load_tensors */
 } gguf_file;
 
 /* Opens path (the first part of a split model opens all parts). On error
@@ -89,6 +90,12 @@ gguf_file *gguf_open(const char *path, mf_error *e);
 /* Parses one in-memory buffer (no split handling); used by the fuzzer. */
 gguf_file *gguf_open_buffer(const void *buf, size_t len, const char *name, mf_error *e);
 void gguf_close(gguf_file *f);
+
+/* Reads the tensors want() selects into anonymous memory (one buffer,
+ * 64-byte aligned) and points their data there; the others' data becomes
+ * NULL, and the file mappings are released. After this the file can be
+ * truncated or changed without a SIGBUS: only explicit reads see it. */
+int gguf_load_tensors(gguf_file *f, bool (*want)(const gguf_tensor *t, void *ctx), void *ctx, mf_error *e);
 
 const gguf_kv *gguf_find(const gguf_file *f, const char *key);
 const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);

@@ -106,15 +106,20 @@ int cli_common_flag(cli_common *c, int argc, char **argv, int *i)
     if (!strcmp(a, "--ctx") || !strcmp(a, "-c")) { VAL(); if (num(a, v, 1, 1 << 24, &x)) return -1; c->n_ctx = (uint32_t)x; return 1; }
     if (!strcmp(a, "--io")) {
         VAL();
-        if (strcmp(v, "pread") != 0) {
-            fprintf(stderr, "moeflash: --io %s: this build reads experts with pread only "
-                            "(direct and uring are not built yet)\n", v);
+        if (strcmp(v, "pread") && strcmp(v, "direct") && strcmp(v, "uring")) {
+            fprintf(stderr, "moeflash: --io: expected pread, direct or uring, found '%s'\n", v);
             return -1;
         }
         c->io = v;
+        c->model.io = v;
         return 1;
     }
-    if (!strcmp(a, "--io-threads")) { VAL(); if (num(a, v, 1, 256, &x)) return -1; c->io_threads = (int)x; return 1; }
+    if (!strcmp(a, "--io-threads")) {
+        VAL();
+        if (num(a, v, 1, 4096, &x)) return -1;
+        c->io_threads = c->model.io_threads = (int)x;
+        return 1;
+    }
     if (!strcmp(a, "--batch") || !strcmp(a, "-b")) { VAL(); if (num(a, v, 1, 65536, &x)) return -1; c->batch = (int)x; return 1; }
     if (!strcmp(a, "--seed")) { VAL(); if (num(a, v, 0, 1.8e19, &x)) return -1; c->sampler.seed = (uint64_t)x; return 1; }
     if (!strcmp(a, "--temp")) { VAL(); if (num(a, v, 0, 100, &x)) return -1; c->sampler.temperature = (float)x; return 1; }

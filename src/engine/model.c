@@ -6,6 +6,8 @@
 #include "gguf.h"
 #include "models/arch.h"
 #include "threads/pool.h"
+#include "store/io.h"
+#include "engine/plan.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +23,7 @@ struct mf_model {
     arch_ctx ctx;
     mf_model_info info;
     char name[256];
+    char io_name[16];
     uint64_t prompt_tokens, generated_tokens;
     double prefill_s, decode_s;
 };
@@ -39,6 +42,13 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static bool is_resident(const gguf_tensor *t, void *ctx)
+{
+    (void)ctx;
+    const char *rest;
+    return plan_tensor_layer(t->name, &rest) < 0 || !plan_is_expert_tensor(rest);
+}
+
 void mf_model_params_default(mf_model_params *p)
 {
     memset(p, 0, sizeof *p);
@@ -52,6 +62,10 @@ mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     m->f = gguf_open(path, e);
     if (!m->f) goto fail;
+    /* The dense part is read into memory once; routed experts are read by
+     * the store. Nothing maps the file afterwards, so a file changed under
+     * us gives read errors, never a SIGBUS. */
+    if (gguf_load_tensors(m->f, is_resident, NULL, e)) goto fail;
     const char *arch;
     if (gguf_get_str(m->f, "general.architecture", &arch, e)) goto fail;
     m->arch = arch_find(arch);
@@ -62,6 +76,13 @@ mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
     m->ctx.f = m->f;
     m->ctx.pool = pool_new(p->n_threads);
     m->ctx.cache_bytes = p->cache_bytes;
+    m->ctx.policy = p->policy;
+    m->ctx.io_threads = p->io_threads;
+    if (!p->io || !strcmp(p->io, "pread")) m->ctx.io = IO_PREAD;
+    else if (!strcmp(p->io, "direct")) m->ctx.io = IO_DIRECT;
+    else if (!strcmp(p->io, "uring")) m->ctx.io = IO_URING;
+    else { mf_fail(e, "--io: expected pread, direct or uring, found '%s'", p->io); goto fail; }
+    snprintf(m->io_name, sizeof m->io_name, "%s", io_kind_name((io_kind)m->ctx.io));
     if (!m->ctx.pool) { mf_fail(e, "cannot start the thread pool"); goto fail; }
     arch_info ai;
     m->am = m->arch->load(&m->ctx, &ai, e);
@@ -191,6 +212,17 @@ void mf_model_stats(const mf_model *m, mf_stats *out)
     out->peak_rss_bytes = peak_rss();
 }
 
+void mf_model_expert_uses(const mf_model *m, uint32_t layer, uint64_t *counts)
+{
+    for (uint32_t i = 0; i < m->info.n_expert; i++)
+        counts[i] = m->ctx.store ? store_expert_uses(m->ctx.store, (int)layer, (int)i) : 0;
+}
+
+void mf_model_inject_io_fault(mf_model *m, uint64_t nth, int kind)
+{
+    if (m->ctx.store) store_inject_fault(m->ctx.store, nth, kind);
+}
+
 void mf_model_stats_reset(mf_model *m)
 {
     m->prompt_tokens = m->generated_tokens = 0;
@@ -220,7 +252,7 @@ int mf_stats_write_json(const mf_model *m, const mf_stats *st, const char *io, c
             ", \"hit_rate\": %.4f, \"bytes_read\": %" PRIu64 ", \"read_mb_s\": %.1f, \"io_wait_s\": %.4f"
             ", \"prefetch_issued\": %" PRIu64 ", \"prefetch_used\": %" PRIu64 ", \"prefetch_wasted\": %" PRIu64
             ", \"peak_rss_bytes\": %" PRIu64 "}\n",
-            m->info.arch, m->info.n_threads, io ? io : "pread", st->cache_bytes, st->prompt_tokens, st->generated_tokens,
+            m->info.arch, m->info.n_threads, io ? io : m->io_name, st->cache_bytes, st->prompt_tokens, st->generated_tokens,
             ratio((double)st->prompt_tokens, st->prefill_s), ratio((double)st->generated_tokens, st->decode_s),
             st->cache_hits, st->cache_misses, ratio((double)st->cache_hits, (double)lookups), st->bytes_read,
             ratio((double)st->bytes_read / 1e6, total), st->io_wait_s, st->prefetch_issued, st->prefetch_used,

@@ -29,7 +29,9 @@ typedef struct arch_ctx {
     const gguf_file *f;
     store *store;            /* NULL until the arch asked for it with arch_open_store */
     mf_pool *pool;
-    uint64_t cache_bytes;    /* the store's budget (0: all experts) */
+    uint64_t cache_bytes;    /* the store's budget (0: --cache auto) */
+    int io, io_threads;      /* store_params' I/O backend and threads */
+    const char *policy;      /* store_params' eviction policy */
 } arch_ctx;
 
 typedef struct arch_ops {

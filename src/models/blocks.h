@@ -52,6 +52,7 @@ typedef struct moe_hparams {
     int n_expert, n_used, n_embd, n_ff;
     moe_gating gating;
     const float *sel_bias;   /* per-expert bias added for selection only (NULL: none) */
+    const float *router_bias;   /* added to the router logits before gating (gpt-oss; NULL: none) */
     int n_group, n_group_used;  /* group-limited selection (DeepSeek-V3); 0/1: off */
     int norm_topk;           /* renormalise the K weights to sum 1 */
     float weights_scale;     /* multiply the K weights (1: none) */

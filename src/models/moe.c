@@ -101,6 +101,8 @@ int moe_forward(mf_pool *pool, store *st, int layer, const moe_hparams *hp, cons
 {
     const int K = hp->n_used, n_ff = hp->n_ff, n_embd = hp->n_embd;
     op_matvec(pool, router, h, s->logits);
+    if (hp->router_bias)
+        for (int i = 0; i < hp->n_expert; i++) s->logits[i] += hp->router_bias[i];
     route(hp, s);
 
     const store_expert *ex[64];

@@ -39,11 +39,14 @@ typedef struct store_expert {
 
 typedef struct store_params {
     uint64_t cache_bytes;     /* 0: enough for every expert */
+    int io;                   /* io_kind: IO_PREAD, IO_DIRECT, IO_URING */
+    int io_threads;           /* reader threads (pread/direct) or ring depth (uring); 0: default */
+    const char *policy;       /* eviction policy name; NULL: "lru" */
 } store_params;
 
 typedef struct store_stats {
     uint64_t hits, misses, bytes_read, reads;
-    double io_wait_s;
+    double io_wait_s;         /* time the caller waited for demand reads */
 } store_stats;
 
 typedef struct store store;
@@ -63,6 +66,18 @@ bool store_layer_has_experts(const store *s, int layer);
  * ids[i]. Every acquire is followed by a release of the same ids. */
 int store_acquire(store *s, int layer, const int32_t *ids, int n, const store_expert **out, mf_error *e);
 void store_release(store *s, int layer, const int32_t *ids, int n);
+
+/* Test hook: the nth read from now fails (kind: io_fault_kind in io.h). */
+void store_inject_fault(store *s, uint64_t nth, int kind);
+
+/* The budget `--cache auto` gives: 90% of what memory is available to this
+ * process (MemAvailable, and the cgroup's limit minus its usage when one is
+ * set) after the resident weights and the KV cache, less a 64 MiB margin
+ * for activations, code and the allocator. 0 when nothing is left. */
+uint64_t store_auto_cache_bytes(uint64_t resident_bytes, uint64_t kv_bytes);
+
+/* How often expert (layer, expert) was acquired since open. */
+uint64_t store_expert_uses(const store *s, int layer, int expert);
 
 void store_get_stats(const store *s, store_stats *out);
 void store_reset_stats(store *s);

@@ -1,0 +1,405 @@
+/* llama.c — LLaMA-family decoders, GGUF architecture `llama`: dense models
+ * (LLaMA 1/2, TinyLlama, llama2.c's tinyllamas) and the Mixtral 8x7B /
+ * 8x22B sparse MoE layout, which GGUF files the same architecture.
+ *
+ * Per layer (LLaMA, arXiv:2302.13971; GQA, arXiv:2305.13245; Mixtral,
+ * arXiv:2401.04088), hyperparameters from the `llama.*` GGUF keys:
+ *   h = RMSNorm(x) * attn_norm                eps: attention.layer_norm_rms_epsilon
+ *   q, k, v = W_q h, W_k h, W_v h             (+ optional biases)
+ *   q, k    = RoPE on adjacent pairs (2i, 2i+1) of each head (the LLaMA
+ *             paper's rotary form, GGUF "normal" RoPE: the converter keeps
+ *             that pairing), theta_i = pos * freq_base^(-2i/n_rot)
+ *   x      += W_o GQA-attention(q, k, v)       scale attention.scale or 1/sqrt(head_dim)
+ *   h = RMSNorm(x) * ffn_norm
+ *   dense:  x += W_down(silu(W_gate h) * W_up h)                  (SwiGLU, arXiv:2002.05202)
+ *   MoE:    p = softmax(W_router h) over all experts; keep the top K and
+ *           renormalise them to sum 1 (Mixtral paper, eq. 1: softmax over
+ *           the top-K logits, which is the same thing);
+ *           x += sum_k p_k * down_k(silu(gate_k h) * up_k h)
+ * then final RMSNorm and the output head (the token embedding when
+ * output.weight is absent: tied embeddings).
+ *
+ * A file is MoE when llama.expert_count > 0; routed experts are then
+ * reached only through the store. A dense file opens no store at all.
+ * Not supported (refused at load with the key or tensor named): the old
+ * per-expert Mixtral layout (blk.L.ffn_gate.E.weight), RoPE scaling and
+ * LLaMA-3 rope_freqs factors, a fused attn_qkv.
+ */
+#include "models/arch.h"
+#include "models/blocks.h"
+#include "quant/quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct llama_hparams {
+    uint32_t n_vocab, n_embd, n_layer, n_ctx_train;
+    uint32_t n_head, n_head_kv, head_dim, n_rot;
+    uint32_t n_ff;                 /* dense FFN width, and each expert's (Mixtral) */
+    uint32_t n_expert, n_used;     /* 0, 0: dense */
+    float eps, freq_base, attn_scale, expert_scale;
+} llama_hparams;
+
+typedef struct llama_layer {
+    mf_weight attn_norm, ffn_norm;
+    attn_weights attn;
+    mf_weight router;                          /* MoE */
+    mf_weight ffn_gate, ffn_up, ffn_down;      /* dense */
+    mf_weight ffn_gate_b, ffn_up_b, ffn_down_b;
+} llama_layer;
+
+typedef struct llama_model {
+    llama_hparams hp;
+    attn_hparams ahp;
+    moe_hparams mhp;
+    mf_weight tok_embd, output_norm, output;
+    llama_layer *layers;
+    store *store;                  /* NULL for a dense model */
+    mf_pool *pool;
+} llama_model;
+
+typedef struct llama_state {
+    llama_model *m;
+    uint32_t n_ctx, n_alloc;
+    float *kcache, *vcache;        /* n_layer x n_alloc x kv_dim */
+    float *x, *h, *tmp;
+    float *ff_gate, *ff_up;        /* dense FFN: n_ff each */
+    attn_scratch as;
+    moe_scratch ms;
+} llama_state;
+
+static int llama_hparams_load(const gguf_file *f, llama_hparams *hp, mf_error *e)
+{
+    char k[128];
+    const char *a = "llama", *path = f->parts[0].path;
+#define KEY(name) gguf_arch_key(k, sizeof k, a, name)
+    if (gguf_get_u32(f, KEY("block_count"), &hp->n_layer, e) ||
+        gguf_get_u32(f, KEY("embedding_length"), &hp->n_embd, e) ||
+        gguf_get_u32(f, KEY("attention.head_count"), &hp->n_head, e) ||
+        gguf_get_u32(f, KEY("feed_forward_length"), &hp->n_ff, e) ||
+        gguf_get_f32(f, KEY("attention.layer_norm_rms_epsilon"), &hp->eps, e))
+        return -1;
+    uint32_t vlen;
+    float rope_factor;
+    if (gguf_opt_u32(f, KEY("context_length"), 4096, &hp->n_ctx_train, e) ||
+        gguf_opt_u32(f, KEY("attention.head_count_kv"), hp->n_head, &hp->n_head_kv, e) ||
+        gguf_opt_u32(f, KEY("attention.key_length"), hp->n_head ? hp->n_embd / hp->n_head : 0, &hp->head_dim, e) ||
+        gguf_opt_u32(f, KEY("attention.value_length"), hp->head_dim, &vlen, e) ||
+        gguf_opt_u32(f, KEY("rope.dimension_count"), hp->head_dim, &hp->n_rot, e) ||
+        gguf_opt_f32(f, KEY("rope.freq_base"), 10000.0f, &hp->freq_base, e) ||
+        gguf_opt_f32(f, KEY("attention.scale"), 0.0f, &hp->attn_scale, e) ||
+        gguf_opt_u32(f, KEY("expert_count"), 0, &hp->n_expert, e) ||
+        gguf_opt_u32(f, KEY("expert_used_count"), 0, &hp->n_used, e) ||
+        gguf_opt_f32(f, KEY("expert_weights_scale"), 0.0f, &hp->expert_scale, e) ||
+        gguf_opt_f32(f, KEY("rope.scaling.factor"), 0.0f, &rope_factor, e))
+        return -1;
+    /* RoPE scaling (linear position interpolation, YaRN, ...) changes theta;
+     * the shared RoPE has no scale, so such files are refused, not run wrong. */
+    const char *scaling = "none";
+    if (gguf_find(f, KEY("rope.scaling.type")) && gguf_get_str(f, KEY("rope.scaling.type"), &scaling, e)) return -1;
+    if (strcmp(scaling, "none") && rope_factor != 0.0f && rope_factor != 1.0f)
+        return mf_fail(e, "%s: llama: %s \"%s\" with factor %g is not supported yet", path, KEY("rope.scaling.type"),
+                       scaling, (double)rope_factor);
+    if (gguf_find(f, KEY("rope.scale_linear")))
+        return mf_fail(e, "%s: llama: %s (linear RoPE scaling) is not supported yet", path, KEY("rope.scale_linear"));
+#undef KEY
+    if (hp->n_layer == 0 || hp->n_embd == 0 || hp->n_head == 0 || hp->head_dim == 0 || hp->n_ff == 0)
+        return mf_fail(e, "%s: llama: block_count, embedding_length, head_count, key_length and feed_forward_length "
+                       "must be > 0", path);
+    if (vlen != hp->head_dim)
+        return mf_fail(e, "%s: llama: value_length %u differs from key_length %u (not supported)", path, vlen, hp->head_dim);
+    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
+        return mf_fail(e, "%s: llama: head_count %u is not a multiple of head_count_kv %u", path, hp->n_head, hp->n_head_kv);
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return mf_fail(e, "%s: llama: rope.dimension_count %u: expected an even number <= %u", path, hp->n_rot, hp->head_dim);
+    if (hp->n_expert && (hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64))
+        return mf_fail(e, "%s: llama: expert_used_count %u of expert_count %u: expected 1..min(count, 64)", path,
+                       hp->n_used, hp->n_expert);
+    if (!hp->n_expert) hp->n_used = 0;
+    if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->head_dim > 4096 || hp->n_embd > (1u << 20) ||
+        hp->n_ff > (1u << 22) || hp->n_expert > 4096)
+        return mf_fail(e, "%s: llama: implausible hyperparameters (layers %u, heads %u, head_dim %u, embd %u, ff %u, "
+                       "experts %u)", path, hp->n_layer, hp->n_head, hp->head_dim, hp->n_embd, hp->n_ff, hp->n_expert);
+    return 0;
+}
+
+static void llama_free(void *mp)
+{
+    llama_model *m = mp;
+    if (!m) return;
+    free(m->layers);
+    free(m);
+}
+
+/* The routed experts of layer l: Mixtral's stacked [*_exps] tensors, checked
+ * here and reached only through the store. Files from before the stacked
+ * layout (one tensor per expert) are named and refused. */
+static int llama_bind_experts(binder *b, const llama_hparams *hp, uint32_t l)
+{
+    const gguf_file *f = b->f;
+    char name[96];
+    snprintf(name, sizeof name, "blk.%u.ffn_gate_exps.weight", l);
+    if (!gguf_find_tensor(f, name)) {
+        char old[96];
+        snprintf(old, sizeof old, "blk.%u.ffn_gate.0.weight", l);
+        if (gguf_find_tensor(f, old)) {
+            b->failed = 1;
+            return mf_fail(b->e,
+                           "%s: tensor %s: the old Mixtral layout with one tensor per expert is not supported yet "
+                           "(expected the stacked %s; re-convert the model with a current llama.cpp)",
+                           f->parts[0].path, old, name);
+        }
+    }
+    const uint64_t E = hp->n_embd, F = hp->n_ff, N = hp->n_expert;
+    mf_weight chk;
+    return bind_weight(b, &chk, 1, 3, (uint64_t[]){ E, F, N }, "blk.%u.ffn_gate_exps.weight", l) ||
+           bind_weight(b, &chk, 1, 3, (uint64_t[]){ E, F, N }, "blk.%u.ffn_up_exps.weight", l) ||
+           bind_weight(b, &chk, 1, 3, (uint64_t[]){ F, E, N }, "blk.%u.ffn_down_exps.weight", l)
+               ? -1 : 0;
+}
+
+static int llama_bind_layer(binder *b, const llama_hparams *hp, llama_layer *L, uint32_t l)
+{
+    attn_weights *A = &L->attn;
+    const uint64_t E = hp->n_embd, F = hp->n_ff;
+    const uint64_t Q = (uint64_t)hp->n_head * hp->head_dim, KV = (uint64_t)hp->n_head_kv * hp->head_dim;
+    char name[96];
+    snprintf(name, sizeof name, "blk.%u.attn_q.weight", l);
+    if (!gguf_find_tensor(b->f, name)) {
+        char fused[96];
+        snprintf(fused, sizeof fused, "blk.%u.attn_qkv.weight", l);
+        if (gguf_find_tensor(b->f, fused)) {
+            b->failed = 1;
+            return mf_fail(b->e, "%s: tensor %s: a fused q/k/v projection is not supported yet (expected %s)",
+                           b->f->parts[0].path, fused, name);
+        }
+    }
+    if (bind_weight(b, &L->attn_norm, 1, 1, (uint64_t[]){ E }, "blk.%u.attn_norm.weight", l) ||
+        bind_weight(b, &A->wq, 1, 2, (uint64_t[]){ E, Q }, "blk.%u.attn_q.weight", l) ||
+        bind_weight(b, &A->wk, 1, 2, (uint64_t[]){ E, KV }, "blk.%u.attn_k.weight", l) ||
+        bind_weight(b, &A->wv, 1, 2, (uint64_t[]){ E, KV }, "blk.%u.attn_v.weight", l) ||
+        bind_weight(b, &A->wo, 1, 2, (uint64_t[]){ Q, E }, "blk.%u.attn_output.weight", l) ||
+        bind_weight(b, &A->bq, 0, 1, (uint64_t[]){ Q }, "blk.%u.attn_q.bias", l) ||
+        bind_weight(b, &A->bk, 0, 1, (uint64_t[]){ KV }, "blk.%u.attn_k.bias", l) ||
+        bind_weight(b, &A->bv, 0, 1, (uint64_t[]){ KV }, "blk.%u.attn_v.bias", l) ||
+        bind_weight(b, &A->bo, 0, 1, (uint64_t[]){ E }, "blk.%u.attn_output.bias", l) ||
+        bind_weight(b, &L->ffn_norm, 1, 1, (uint64_t[]){ E }, "blk.%u.ffn_norm.weight", l) ||
+        bind_check_f32(b, &L->attn_norm) || bind_check_f32(b, &L->ffn_norm) || bind_check_f32(b, &A->bq) ||
+        bind_check_f32(b, &A->bk) || bind_check_f32(b, &A->bv) || bind_check_f32(b, &A->bo))
+        return -1;
+    if (hp->n_expert)
+        return bind_weight(b, &L->router, 1, 2, (uint64_t[]){ E, hp->n_expert }, "blk.%u.ffn_gate_inp.weight", l) ||
+                       llama_bind_experts(b, hp, l)
+                   ? -1 : 0;
+    return bind_weight(b, &L->ffn_gate, 1, 2, (uint64_t[]){ E, F }, "blk.%u.ffn_gate.weight", l) ||
+                   bind_weight(b, &L->ffn_up, 1, 2, (uint64_t[]){ E, F }, "blk.%u.ffn_up.weight", l) ||
+                   bind_weight(b, &L->ffn_down, 1, 2, (uint64_t[]){ F, E }, "blk.%u.ffn_down.weight", l) ||
+                   bind_weight(b, &L->ffn_gate_b, 0, 1, (uint64_t[]){ F }, "blk.%u.ffn_gate.bias", l) ||
+                   bind_weight(b, &L->ffn_up_b, 0, 1, (uint64_t[]){ F }, "blk.%u.ffn_up.bias", l) ||
+                   bind_weight(b, &L->ffn_down_b, 0, 1, (uint64_t[]){ E }, "blk.%u.ffn_down.bias", l) ||
+                   bind_check_f32(b, &L->ffn_gate_b) || bind_check_f32(b, &L->ffn_up_b) ||
+                   bind_check_f32(b, &L->ffn_down_b)
+               ? -1 : 0;
+}
+
+static void *llama_load(arch_ctx *ctx, arch_info *info, mf_error *e)
+{
+    const gguf_file *f = ctx->f;
+    llama_model *m = calloc(1, sizeof *m);
+    if (!m) { mf_fail(e, "out of memory"); return NULL; }
+    llama_hparams *hp = &m->hp;
+    if (llama_hparams_load(f, hp, e)) goto fail;
+    m->layers = calloc(hp->n_layer, sizeof *m->layers);
+    if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
+
+    binder b = { f, e, 0 };
+    const uint64_t E = hp->n_embd;
+    if (bind_weight(&b, &m->tok_embd, 1, 2, (uint64_t[]){ E, 0 }, "token_embd.weight")) goto fail;
+    if (m->tok_embd.ne[1] == 0 || m->tok_embd.ne[1] > (1u << 24)) {
+        mf_fail(e, "%s: tensor token_embd.weight: implausible vocabulary of %llu rows", f->parts[0].path,
+                (unsigned long long)m->tok_embd.ne[1]);
+        goto fail;
+    }
+    hp->n_vocab = (uint32_t)m->tok_embd.ne[1];
+    const uint64_t V = hp->n_vocab;
+    if (bind_weight(&b, &m->output_norm, 1, 1, (uint64_t[]){ E }, "output_norm.weight") ||
+        bind_check_f32(&b, &m->output_norm) ||
+        bind_weight(&b, &m->output, 0, 2, (uint64_t[]){ E, V }, "output.weight"))
+        goto fail;
+    if (!m->output.name) m->output = m->tok_embd; /* tied embeddings */
+    /* LLaMA 3.1's per-frequency RoPE factors: not in the shared RoPE yet. */
+    if (gguf_find_tensor(f, "rope_freqs.weight")) {
+        mf_fail(e, "%s: tensor rope_freqs.weight: RoPE frequency factors (LLaMA 3.1 rope scaling) are not supported yet",
+                f->parts[0].path);
+        goto fail;
+    }
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        if (llama_bind_layer(&b, hp, &m->layers[l], l)) goto fail;
+    if (hp->n_expert) {
+        if (arch_open_store(ctx, hp->n_layer, hp->n_expert, hp->n_used, e)) goto fail;
+        m->store = ctx->store;
+    }
+    m->pool = ctx->pool;
+
+    m->ahp = (attn_hparams){
+        .n_head = (int)hp->n_head, .n_head_kv = (int)hp->n_head_kv, .head_dim = (int)hp->head_dim,
+        .n_rot = (int)hp->n_rot, .rope_neox = 0, .freq_base = hp->freq_base, .norm_eps = hp->eps,
+        .scale = hp->attn_scale != 0.0f ? hp->attn_scale : 1.0f / sqrtf((float)hp->head_dim),
+    };
+    /* Mixtral gating: softmax over all experts, top-K renormalised; an
+     * optional llama.expert_weights_scale multiplies the K weights. */
+    m->mhp = (moe_hparams){
+        .n_expert = (int)hp->n_expert, .n_used = (int)hp->n_used, .n_embd = (int)hp->n_embd,
+        .n_ff = (int)hp->n_ff, .gating = MOE_SOFTMAX, .norm_topk = 1,
+        .weights_scale = hp->expert_scale != 0.0f ? hp->expert_scale : 1.0f,
+    };
+    *info = (arch_info){ hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_ctx_train, hp->n_expert, hp->n_used };
+    return m;
+fail:
+    llama_free(m);
+    return NULL;
+}
+
+static void llama_state_free(void *sp)
+{
+    llama_state *s = sp;
+    if (!s) return;
+    free(s->kcache);
+    free(s->vcache);
+    free(s->x);
+    free(s->as.att);
+    free(s->ms.ids);
+    free(s);
+}
+
+static int llama_state_reserve(void *sp, uint32_t n, mf_error *e)
+{
+    llama_state *s = sp;
+    const llama_hparams *hp = &s->m->hp;
+    if (n > s->n_ctx) return mf_fail(e, "context full: %u positions requested, --ctx is %u", n, s->n_ctx);
+    if (n <= s->n_alloc) return 0;
+    uint32_t want = s->n_alloc ? s->n_alloc : 256;
+    while (want < n) want *= 2;
+    if (want > s->n_ctx) want = s->n_ctx;
+    const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    /* The cache is layer-major, so growing re-packs it (not per token: the
+     * size doubles). */
+    float *k = calloc((size_t)hp->n_layer * want * kv_dim, sizeof(float));
+    float *v = calloc((size_t)hp->n_layer * want * kv_dim, sizeof(float));
+    float *att = calloc((size_t)hp->n_head * want, sizeof(float));
+    if (!k || !v || !att) {
+        free(k), free(v), free(att);
+        return mf_fail(e, "out of memory for a KV cache of %u positions", want);
+    }
+    for (uint32_t l = 0; l < hp->n_layer && s->n_alloc; l++) {
+        memcpy(k + l * want * kv_dim, s->kcache + l * s->n_alloc * kv_dim, s->n_alloc * kv_dim * sizeof(float));
+        memcpy(v + l * want * kv_dim, s->vcache + l * s->n_alloc * kv_dim, s->n_alloc * kv_dim * sizeof(float));
+    }
+    free(s->kcache), free(s->vcache), free(s->as.att);
+    s->kcache = k, s->vcache = v, s->as.att = att;
+    s->n_alloc = want;
+    return 0;
+}
+
+static void *llama_state_new(void *mp, uint32_t n_ctx, mf_error *e)
+{
+    llama_model *m = mp;
+    const llama_hparams *hp = &m->hp;
+    llama_state *s = calloc(1, sizeof *s);
+    if (!s) { mf_fail(e, "out of memory"); return NULL; }
+    s->m = m;
+    s->n_ctx = n_ctx;
+    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t K = hp->n_used, F = hp->n_ff, N = hp->n_expert;
+    /* x h tmp | q k v out | dense gate up | router logits, K gates, K ups, down, K weights */
+    size_t nf = 3 * E + Q + 2 * KV + Q + 2 * F + N + 2 * K * F + E + K;
+    s->x = calloc(nf, sizeof(float));
+    s->ms.ids = calloc(K ? K : 1, sizeof(int32_t));
+    if (!s->x || !s->ms.ids) { llama_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    float *p = s->x;
+    s->x = p, p += E;
+    s->h = p, p += E;
+    s->tmp = p, p += E;
+    s->as.q = p, p += Q;
+    s->as.k = p, p += KV;
+    s->as.v = p, p += KV;
+    s->as.out = p, p += Q;
+    s->ff_gate = p, p += F;
+    s->ff_up = p, p += F;
+    s->ms.logits = p, p += N;
+    s->ms.gate = p, p += K * F;
+    s->ms.up = p, p += K * F;
+    s->ms.down = p, p += E;
+    s->ms.w = p;
+    if (llama_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { llama_state_free(s); return NULL; }
+    return s;
+}
+
+static int llama_state_truncate(void *sp, uint32_t n_past, mf_error *e)
+{
+    (void)sp, (void)n_past, (void)e; /* KV rows past n_past are overwritten before they are read */
+    return 0;
+}
+
+static void add_bias(float *y, const mf_weight *b, size_t n)
+{
+    if (!b->name) return;
+    const float *v = b->data;
+    for (size_t i = 0; i < n; i++) y[i] += v[i];
+}
+
+/* The dense SwiGLU FFN: out = W_down(silu(W_gate h + b_g) * (W_up h + b_u)) + b_d. */
+static void llama_ffn(llama_model *m, const llama_layer *L, llama_state *s, float *out)
+{
+    const size_t F = m->hp.n_ff;
+    const mf_weight *ws[2] = { &L->ffn_gate, &L->ffn_up };
+    float *ys[2] = { s->ff_gate, s->ff_up };
+    op_matvec_multi(m->pool, 2, ws, s->h, ys);
+    add_bias(s->ff_gate, &L->ffn_gate_b, F);
+    add_bias(s->ff_up, &L->ffn_up_b, F);
+    for (size_t i = 0; i < F; i++) s->ff_gate[i] = op_silu(s->ff_gate[i]) * s->ff_up[i];
+    op_matvec(m->pool, &L->ffn_down, s->ff_gate, out);
+    add_bias(out, &L->ffn_down_b, m->hp.n_embd);
+}
+
+static int llama_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
+{
+    llama_model *m = mp;
+    llama_state *s = sp;
+    const llama_hparams *hp = &m->hp;
+    const size_t E = hp->n_embd, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
+    if (llama_state_reserve(s, pos + 1, e)) return -1;
+    op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const llama_layer *L = &m->layers[l];
+        op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
+        kv_layer kv = { s->kcache + (size_t)l * s->n_alloc * kv_dim, s->vcache + (size_t)l * s->n_alloc * kv_dim };
+        attn_forward(m->pool, &m->ahp, &L->attn, kv, pos, s->h, &s->as, s->tmp);
+        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
+        op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
+        if (hp->n_expert) {
+            if (moe_forward(m->pool, m->store, (int)l, &m->mhp, &L->router, s->h, &s->ms, s->tmp, e)) return -1;
+        } else {
+            llama_ffn(m, L, s, s->tmp);
+        }
+        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
+    }
+    if (!logits) return 0;
+    op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
+    op_matvec(m->pool, &m->output, s->h, logits);
+    return 0;
+}
+
+const arch_ops arch_llama = {
+    .name = "llama",
+    .load = llama_load,
+    .free = llama_free,
+    .state_new = llama_state_new,
+    .state_free = llama_state_free,
+    .state_truncate = llama_state_truncate,
+    .state_reserve = llama_state_reserve,
+    .forward = llama_forward,
+};
