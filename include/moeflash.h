@@ -142,6 +142,25 @@ void mf_synth_preset(const char *name, mf_synth_shape *s);
 /* Writes the model to path (via path.partial, renamed when complete). */
 int mf_synth_write(const char *path, const mf_synth_shape *s, mf_error *e);
 
+/* ---- benchmark (src/engine/bench.c) ---- */
+
+typedef struct mf_bench_params {
+    int n_threads;            /* <= 0: number of cores */
+    uint64_t cache_bytes;     /* 0: auto */
+    const char *io;           /* one backend, or NULL for pread, direct and uring in turn */
+    int io_threads;
+    int n_prompt, n_gen;      /* prompt tokens, generated tokens */
+} mf_bench_params;
+
+/* Prints the benchmark report (references, rooflines, decode per backend). */
+int mf_bench_run(const char *path, const mf_bench_params *p, FILE *out, mf_error *e);
+/* Best-of-5 read bandwidth over a buffer of bytes, with n_threads. */
+double mf_bench_memory_gbs(int n_threads, size_t bytes);
+/* O_DIRECT random reads of chunk bytes in [lo, hi) of path, parallel
+ * readers, for seconds; GB/s, or -1 with e set. */
+double mf_bench_disk_gbs(const char *path, uint64_t lo, uint64_t hi, uint64_t chunk, int parallel, double seconds,
+                         mf_error *e);
+
 /* ---- tokenizer (src/tokenizer; owned by the tokenizer work) ---- */
 
 /* A vocabulary read from a GGUF's tokenizer.ggml.* metadata: byte-level BPE
@@ -205,6 +224,45 @@ void mf_detok_free(mf_detok *d);
 /* ---- end tokenizer ---- */
 
 /* ---- chat templates (src/template; owned by the template work) ---- */
+
+/* A chat template: the model's Jinja `tokenizer.chat_template`, rendered as
+ * Hugging Face's apply_chat_template renders it (trim_blocks, lstrip_blocks,
+ * tojson as json.dumps with ensure_ascii off). A request is the JSON object
+ *   {"messages": [...], "tools": [...] or null,
+ *    "add_generation_prompt": bool, "enable_thinking": bool, ...}
+ * whose members become the template's variables: tools defaults to null and
+ * add_generation_prompt to false; enable_thinking and any other member
+ * (reasoning_effort, builtin_tools...) are defined only when present.
+ * bos_token and eos_token are the texts of the model's special tokens.
+ * Errors in a template name its line and column. */
+typedef struct mf_chat_template mf_chat_template;
+
+/* template_src NULL: the ChatML fallback. bos/eos NULL: taken from the
+ * request's "bos_token"/"eos_token", else empty. */
+mf_chat_template *mf_chat_template_new(const char *template_src, const char *bos_token,
+                                       const char *eos_token, mf_error *e);
+/* The GGUF's tokenizer.chat_template (or template_src when not NULL) with
+ * the texts of its bos/eos token ids. A GGUF without a template gets the
+ * ChatML fallback (mf_chat_template_chatml). */
+mf_chat_template *mf_chat_template_from_model(const char *model_path, const char *template_src, mf_error *e);
+bool mf_chat_template_is_fallback(const mf_chat_template *t);
+void mf_chat_template_free(mf_chat_template *t);
+
+/* Renders a request. *out is malloc'd and NUL-terminated; *out_len (may be
+ * NULL) is its length, as the text may contain NUL bytes from the input. */
+int mf_chat_template_apply(const mf_chat_template *t, const char *request_json,
+                           char **out, size_t *out_len, mf_error *e);
+
+/* One-shot forms of the above. */
+int mf_chat_render(const char *template_src, const char *request_json, const char *bos_token,
+                   const char *eos_token, char **out, size_t *out_len, mf_error *e);
+int mf_chat_render_model(const char *model_path, const char *template_src, const char *request_json,
+                         char **out, size_t *out_len, mf_error *e);
+
+/* The fallback, Hugging Face's former default: each message as
+ * "<|im_start|>ROLE\nCONTENT<|im_end|>\n", then "<|im_start|>assistant\n"
+ * when add_generation_prompt. */
+const char *mf_chat_template_chatml(void);
 
 /* ---- end chat templates ---- */
 

@@ -405,6 +405,9 @@ static int check_overlaps(gguf_file *f, mf_error *e)
 /* Counts tensors of a part cheaply (header only) so the table can be sized. */
 static int peek_tensor_count(const gguf_part *p, uint64_t *n, mf_error *e)
 {
+    if (p->size >= 4 && memcmp(p->map, GGUF_MAGIC, 4) != 0)
+        return mf_fail(e, "%s at byte 0: magic: expected \"GGUF\", found %02x %02x %02x %02x (not a GGUF file)", p->path,
+                       p->map[0], p->map[1], p->map[2], p->map[3]);
     if (p->size < 24) return mf_fail(e, "%s: %" PRIu64 " bytes is too short for a GGUF header (24 bytes)", p->path, p->size);
     memcpy(n, p->map + 8, 8);
     if (*n > p->size / 32)

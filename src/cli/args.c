@@ -2,6 +2,7 @@
 #include "cli/args.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,4 +152,41 @@ void cli_print_stats(const mf_model *m, const cli_common *c)
         mf_error e;
         if (mf_stats_write_json(m, &st, c->io, c->stats_json, &e)) fprintf(stderr, "moeflash: %s\n", e.msg);
     }
+}
+
+int cli_cache_path(char *buf, size_t n, const char *name)
+{
+    char dir[3072];
+    const char *env = getenv("MF_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (env && *env) snprintf(dir, sizeof dir, "%s", env);
+    else if (xdg && *xdg) snprintf(dir, sizeof dir, "%s/moeflash", xdg);
+    else if (home && *home) snprintf(dir, sizeof dir, "%s/.cache/moeflash", home);
+    else snprintf(dir, sizeof dir, "/tmp/moeflash-cache");
+    /* create each level */
+    for (char *p = dir + 1; *p; p++)
+        if (*p == '/') { *p = 0; mkdir(dir, 0755); *p = '/'; }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "moeflash: cannot create the cache directory %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(buf, n, "%s/%s", dir, name);
+    return 0;
+}
+
+int cli_synthetic_model(char *buf, size_t n, const char *preset)
+{
+    char name[128];
+    snprintf(name, sizeof name, "synthetic-%s-v1.gguf", preset);
+    if (cli_cache_path(buf, n, name)) return -1;
+    struct stat st;
+    if (stat(buf, &st) == 0) return 0;
+    mf_synth_shape s;
+    mf_synth_preset(preset, &s);
+    fprintf(stderr, "writing the synthetic model %s (once) to %s ...\n", preset, buf);
+    mf_error e;
+    if (mf_synth_write(buf, &s, &e)) {
+        fprintf(stderr, "moeflash: %s\n", e.msg);
+        return -1;
+    }
+    return 0;
 }

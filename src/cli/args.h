@@ -29,5 +29,11 @@ int cli_parse_size(const char *s, uint64_t *out);
 /* "1 2 3" or "1,2,3" -> ids (malloc'd). -1 on a bad list. */
 int cli_parse_ids(const char *s, int32_t **ids, size_t *n);
 void cli_print_stats(const mf_model *m, const cli_common *c);
+/* buf = the cache directory ($MF_CACHE_DIR, $XDG_CACHE_HOME/moeflash,
+ * ~/.cache/moeflash or /tmp/moeflash-cache), created, joined with name. */
+int cli_cache_path(char *buf, size_t n, const char *name);
+/* Makes sure the synthetic model `preset` exists in the cache directory
+ * (writing it, with progress on stderr, if not); its path into buf. */
+int cli_synthetic_model(char *buf, size_t n, const char *preset);
 
 #endif

@@ -5,6 +5,8 @@
 int cmd_inspect(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);    /* cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv);  /* cmd_tokenize.c */
 int cmd_render(int argc, char **argv);      /* cmd_render.c */

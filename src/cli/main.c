@@ -10,6 +10,8 @@ static const struct { const char *name; int (*fn)(int, char **); const char *hel
     { "inspect", cmd_inspect, "inspect MODEL                 architecture, hyperparameters, tensors, memory plan" },
     { "eval", cmd_eval, "eval MODEL --tokens \"ids\" --logits-out FILE   float32 logits of every position" },
     { "run", cmd_run, "run MODEL --tokens \"ids\" -n N [--temp 0] --print-ids   generate" },
+    { "demo", cmd_demo, "demo [--model PATH]           self-contained streaming demonstration" },
+    { "bench", cmd_bench, "bench MODEL | --synthetic SHAPE   decode speed against disk and memory rooflines" },
     { "tokenize", cmd_tokenize, "tokenize MODEL -p TEXT | -f FILE [--json]   token ids of a text" },
     { "detokenize", cmd_detokenize, "detokenize MODEL --ids \"...\"   text of token ids" },
     { "render", cmd_render, "render MODEL --chat FILE      the chat prompt the model's template renders" },

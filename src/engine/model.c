@@ -62,6 +62,16 @@ mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     m->f = gguf_open(path, e);
     if (!m->f) goto fail;
+    uint64_t cache_bytes = p->cache_bytes;
+    if (cache_bytes == 0) {
+        /* --cache auto, decided before the resident weights take their
+         * share of memory (they are subtracted here, not twice) */
+        mf_plan plan;
+        if (plan_compute(m->f, &plan, e)) goto fail;
+        cache_bytes = store_auto_cache_bytes(plan.resident_bytes, 0);
+        plan_free(&plan);
+        if (cache_bytes == 0) cache_bytes = 1; /* store_open then names the minimum */
+    }
     /* The dense part is read into memory once; routed experts are read by
      * the store. Nothing maps the file afterwards, so a file changed under
      * us gives read errors, never a SIGBUS. */
@@ -75,7 +85,7 @@ mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
     }
     m->ctx.f = m->f;
     m->ctx.pool = pool_new(p->n_threads);
-    m->ctx.cache_bytes = p->cache_bytes;
+    m->ctx.cache_bytes = cache_bytes;
     m->ctx.policy = p->policy;
     m->ctx.io_threads = p->io_threads;
     if (!p->io || !strcmp(p->io, "pread")) m->ctx.io = IO_PREAD;

@@ -29,7 +29,7 @@ typedef struct arch_ctx {
     const gguf_file *f;
     store *store;            /* NULL until the arch asked for it with arch_open_store */
     mf_pool *pool;
-    uint64_t cache_bytes;    /* the store's budget (0: --cache auto) */
+    uint64_t cache_bytes;    /* the store's budget in bytes (--cache auto is resolved by the engine) */
     int io, io_threads;      /* store_params' I/O backend and threads */
     const char *policy;      /* store_params' eviction policy */
 } arch_ctx;

@@ -1,0 +1,57 @@
+/* cmd_bench.c — `moeflash bench MODEL | --synthetic SHAPE`. */
+#include "cli/args.h"
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int usage(int rc)
+{
+    fprintf(rc ? stderr : stdout,
+            "usage: moeflash bench MODEL | --synthetic qwen3-30b-a3b|demo|tiny [--prepare]\n"
+            "                      [--cache SIZE|auto] [--io pread|direct|uring] [--io-threads N] [--threads N]\n"
+            "                      [--prompt N] [-n N]\n"
+            "  --prepare   only write the synthetic model (outside a memory cap), then exit\n");
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    cli_common c;
+    cli_common_default(&c);
+    c.io = NULL;
+    c.model.io = NULL;
+    const char *model = NULL, *synth = NULL;
+    int prepare = 0, n_prompt = 16, n_gen = 64;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_flag(&c, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r) continue;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(0);
+        if (!strcmp(argv[i], "--synthetic") && i + 1 < argc) synth = argv[++i];
+        else if (!strcmp(argv[i], "--prepare")) prepare = 1;
+        else if (!strcmp(argv[i], "--prompt") && i + 1 < argc) n_prompt = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-n") && i + 1 < argc) n_gen = atoi(argv[++i]);
+        else if (argv[i][0] != '-' && !model) model = argv[i];
+        else { fprintf(stderr, "moeflash bench: unexpected argument '%s'\n", argv[i]); return usage(2); }
+    }
+    if (!model == !synth || n_prompt < 1 || n_prompt > 4096 || n_gen < 1) return usage(2);
+    char path[4096];
+    if (synth) {
+        if (strcmp(synth, "qwen3-30b-a3b") && strcmp(synth, "demo") && strcmp(synth, "tiny")) {
+            fprintf(stderr, "moeflash bench: --synthetic: expected qwen3-30b-a3b, demo or tiny, found '%s'\n", synth);
+            return 2;
+        }
+        if (cli_synthetic_model(path, sizeof path, synth)) return 1;
+        if (prepare) { printf("%s\n", path); return 0; }
+        model = path;
+    }
+    mf_bench_params bp = { c.model.n_threads, c.model.cache_bytes, c.model.io, c.io_threads, n_prompt, n_gen };
+    mf_error e;
+    if (mf_bench_run(model, &bp, stdout, &e)) {
+        fprintf(stderr, "moeflash: %s\n", e.msg);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,248 @@
+/* bench.c — `moeflash bench`: decode speed next to the machine's own
+ * references, measured in the same run, because absolute numbers drift on
+ * shared machines (STYLE.md). References:
+ *   - memory read bandwidth (a STREAM-like sum over a buffer larger than
+ *     the caches, 1 and all threads);
+ *   - disk bandwidth for expert-sized O_DIRECT random reads from the model
+ *     file itself, at the store's parallelism.
+ * Rooflines: I/O = disk bytes/s / miss bytes per token; compute = memory
+ * bytes/s / weight bytes touched per token. A run reports tok/s and both
+ * ratios for each I/O backend.
+ */
+#include "moeflash.h"
+#include "gguf.h"
+#include "engine/plan.h"
+#include "threads/pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- memory bandwidth ---- */
+
+typedef struct membw_job { const uint64_t *buf; size_t n; uint64_t sums[64]; } membw_job;
+
+static void membw_task(void *ctx, int ith, int nth)
+{
+    membw_job *j = ctx;
+    size_t lo, hi;
+    pool_split(j->n, 1024, ith, nth, &lo, &hi);
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    for (size_t i = lo; i + 4 <= hi; i += 4) a += j->buf[i], b += j->buf[i + 1], c += j->buf[i + 2], d += j->buf[i + 3];
+    j->sums[ith & 63] = a + b + c + d;
+}
+
+double mf_bench_memory_gbs(int n_threads, size_t bytes)
+{
+    uint64_t *buf = malloc(bytes);
+    if (!buf) return 0;
+    size_t n = bytes / sizeof *buf;
+    for (size_t i = 0; i < n; i++) buf[i] = i;
+    mf_pool *pool = pool_new(n_threads);
+    membw_job j = { buf, n, { 0 } };
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = now_s();
+        pool_run(pool, membw_task, &j);
+        double dt = now_s() - t0;
+        double gbs = (double)bytes / dt / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    pool_free(pool);
+    free(buf);
+    return best;
+}
+
+/* ---- disk bandwidth: parallel O_DIRECT random reads of chunk bytes ---- */
+
+typedef struct disk_job {
+    int fd;
+    uint64_t lo, hi, chunk;
+    double until;
+    uint64_t bytes;
+    uint64_t seed;
+    int err;
+} disk_job;
+
+static void *disk_worker(void *arg)
+{
+    disk_job *j = arg;
+    void *buf;
+    if (posix_memalign(&buf, 4096, (size_t)j->chunk)) { j->err = ENOMEM; return NULL; }
+    uint64_t span = (j->hi - j->lo - j->chunk) / 4096;
+    while (now_s() < j->until) {
+        j->seed = j->seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t off = j->lo + ((j->seed >> 17) % (span ? span : 1)) * 4096;
+        ssize_t r = pread(j->fd, buf, (size_t)j->chunk, (off_t)off);
+        if (r < 0) { j->err = errno; break; }
+        j->bytes += (uint64_t)r;
+    }
+    free(buf);
+    return NULL;
+}
+
+double mf_bench_disk_gbs(const char *path, uint64_t lo, uint64_t hi, uint64_t chunk, int parallel, double seconds,
+                         mf_error *e)
+{
+    int fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+    if (fd < 0) { mf_fail(e, "%s: cannot open with O_DIRECT: %s", path, strerror(errno)); return -1; }
+    chunk = (chunk + 4095) / 4096 * 4096;
+    lo = lo / 4096 * 4096;
+    if (hi < lo + chunk) { close(fd); mf_fail(e, "%s: region too small for the disk benchmark", path); return -1; }
+    if (parallel < 1) parallel = 1;
+    if (parallel > 64) parallel = 64;
+    pthread_t th[64];
+    disk_job jobs[64];
+    double t0 = now_s();
+    for (int i = 0; i < parallel; i++) {
+        jobs[i] = (disk_job){ fd, lo, hi, chunk, t0 + seconds, 0, 0x1234567ull * (uint64_t)(i + 1), 0 };
+        pthread_create(&th[i], NULL, disk_worker, &jobs[i]);
+    }
+    uint64_t bytes = 0;
+    int err = 0;
+    for (int i = 0; i < parallel; i++) {
+        pthread_join(th[i], NULL);
+        bytes += jobs[i].bytes;
+        if (jobs[i].err) err = jobs[i].err;
+    }
+    double dt = now_s() - t0;
+    close(fd);
+    if (err) { mf_fail(e, "%s: O_DIRECT read failed: %s", path, strerror(err)); return -1; }
+    return (double)bytes / dt / 1e9;
+}
+
+/* ---- decode runs ---- */
+
+typedef struct run_result {
+    double tok_s, prefill_tok_s, miss_bytes_tok, read_mb_s, hit_rate, io_wait_s;
+    uint64_t cache_bytes, peak_rss;
+} run_result;
+
+static int decode_run(const char *path, const mf_bench_params *bp, const char *io, run_result *r, mf_error *e)
+{
+    mf_model_params mp;
+    mf_model_params_default(&mp);
+    mp.n_threads = bp->n_threads;
+    mp.cache_bytes = bp->cache_bytes;
+    mp.io = io;
+    mp.io_threads = bp->io_threads;
+    mf_model *m = mf_model_open(path, &mp, e);
+    if (!m) return -1;
+    const mf_model_info *in = mf_model_get_info(m);
+    mf_session *s = mf_session_new(m, (uint32_t)(bp->n_prompt + bp->n_gen + 8), e);
+    int rc = -1;
+    if (!s) goto out;
+    int32_t ids[4096];
+    uint64_t seed = 42;
+    for (int i = 0; i < bp->n_prompt && i < 4096; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((seed >> 33) % in->n_vocab);
+    }
+    if (mf_eval(s, ids, (size_t)bp->n_prompt, NULL, e)) goto out;
+    mf_stats before;
+    mf_model_stats(m, &before);
+    double t0 = now_s();
+    for (int k = 0; k < bp->n_gen; k++) {
+        const float *l = mf_session_logits(s);
+        int32_t t = 0;
+        for (uint32_t i = 1; i < in->n_vocab; i++) t = l[i] > l[t] ? (int32_t)i : t;
+        if (mf_eval(s, &t, 1, NULL, e)) goto out;
+    }
+    double dt = now_s() - t0;
+    mf_stats after;
+    mf_model_stats(m, &after);
+    uint64_t hits = after.cache_hits - before.cache_hits, misses = after.cache_misses - before.cache_misses;
+    r->tok_s = bp->n_gen / dt;
+    r->prefill_tok_s = before.prefill_s > 0 ? before.prompt_tokens / before.prefill_s : 0;
+    r->miss_bytes_tok = (double)(after.bytes_read - before.bytes_read) / bp->n_gen;
+    r->read_mb_s = (double)(after.bytes_read - before.bytes_read) / dt / 1e6;
+    r->hit_rate = hits + misses ? (double)hits / (double)(hits + misses) : 0;
+    r->io_wait_s = after.io_wait_s - before.io_wait_s;
+    r->cache_bytes = after.cache_bytes;
+    r->peak_rss = after.peak_rss_bytes;
+    rc = 0;
+out:
+    mf_session_free(s);
+    mf_model_close(m);
+    return rc;
+}
+
+int mf_bench_run(const char *path, const mf_bench_params *bp, FILE *out, mf_error *e)
+{
+    gguf_file *f = gguf_open(path, e);
+    if (!f) return -1;
+    mf_plan plan;
+    if (plan_compute(f, &plan, e)) { gguf_close(f); return -1; }
+    /* the expert data region, for the disk benchmark */
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const char *rest;
+        const gguf_tensor *t = &f->tensors[i];
+        if (t->file == 0 && plan_tensor_layer(t->name, &rest) >= 0 && plan_is_expert_tensor(rest)) {
+            if (t->offset < lo) lo = t->offset;
+            if (t->offset + t->nbytes > hi) hi = t->offset + t->nbytes;
+        }
+    }
+    gguf_close(f);
+    int n_threads = bp->n_threads > 0 ? bp->n_threads : pool_cpu_count();
+    fprintf(out, "model: %s\n  %s, %u layers, %u experts, top-%u; resident %.0f MB, experts %.0f MB, one expert %.2f MB\n",
+            path, plan.arch, plan.n_layer, plan.n_expert, plan.n_expert_used, plan.resident_bytes / 1e6,
+            plan.expert_bytes / 1e6, plan.max_expert_bytes / 1e6);
+    double touched = (double)plan.resident_bytes + (double)plan.miss_bytes_per_token;
+    fprintf(out, "  weights touched per token %.0f MB (all K experts: %.0f MB)\n", touched / 1e6,
+            plan.miss_bytes_per_token / 1e6);
+
+    fprintf(out, "\nreferences (this run):\n");
+    double mem1 = mf_bench_memory_gbs(1, 256u << 20), memn = mf_bench_memory_gbs(n_threads, 256u << 20);
+    fprintf(out, "  memory read: %.1f GB/s (1 thread), %.1f GB/s (%d threads)\n", mem1, memn, n_threads);
+    double disk = -1;
+    if (hi > lo) {
+        int par = bp->io_threads > 0 ? bp->io_threads : 8;
+        disk = mf_bench_disk_gbs(path, lo, hi, plan.max_expert_bytes / 3 ? plan.max_expert_bytes / 3 : 4096, par, 3.0, e);
+        if (disk < 0) fprintf(out, "  disk: %s\n", e->msg);
+        else fprintf(out, "  disk: %.2f GB/s, O_DIRECT random reads of %.0f KiB (one expert matrix), %d in parallel\n", disk,
+                     plan.max_expert_bytes / 3 / 1024.0, par);
+    }
+    double compute_roof = memn * 1e9 / touched;
+    fprintf(out, "  compute roofline (memory-bound decode): %.1f tok/s\n", compute_roof);
+
+    static const char *ios[] = { "pread", "direct", "uring" };
+    fprintf(out, "\ndecode, %d-token prompt then %d tokens, %d threads, --cache %s:\n", bp->n_prompt, bp->n_gen, n_threads,
+            bp->cache_bytes ? "set" : "auto");
+    fprintf(out, "  %-7s %8s %9s %10s %9s %8s %9s %10s %10s\n", "io", "tok/s", "prefill", "miss MB/t", "read MB/s",
+            "hit", "cache MB", "x I/O roof", "x compute");
+    int rc = 0;
+    for (int i = 0; i < 3; i++) {
+        if (bp->io && strcmp(bp->io, ios[i])) continue;
+        run_result r;
+        if (decode_run(path, bp, ios[i], &r, e)) {
+            fprintf(out, "  %-7s failed: %s\n", ios[i], e->msg);
+            rc = -1;
+            continue;
+        }
+        double io_roof = disk > 0 && r.miss_bytes_tok > 0 ? disk * 1e9 / r.miss_bytes_tok : 0;
+        fprintf(out, "  %-7s %8.2f %9.2f %10.1f %9.0f %7.1f%% %9.0f %10.2f %10.2f\n", ios[i], r.tok_s, r.prefill_tok_s,
+                r.miss_bytes_tok / 1e6, r.read_mb_s, 100 * r.hit_rate, r.cache_bytes / 1e6,
+                io_roof > 0 ? r.tok_s / io_roof : 0, r.tok_s / compute_roof);
+        if (io_roof > 0)
+            fprintf(out, "          I/O roofline at this miss rate: %.2f tok/s (disk %.2f GB/s / %.1f MB per token)\n",
+                    io_roof, disk, r.miss_bytes_tok / 1e6);
+        fflush(out);
+    }
+    plan_free(&plan);
+    return rc;
+}

@@ -1,0 +1,379 @@
+/* glm4moe.c — Zhipu GLM-4.5 / GLM-4.5-Air / GLM-4.6, GGUF architecture
+ * `glm4moe`.
+ *
+ * Per layer (GLM-4.5 technical report, arXiv:2508.06471, section 2; HF
+ * config keys as the GGUF converter writes them under `glm4moe.*`):
+ *   h = RMSNorm(x) * attn_norm
+ *   q, k, v = W_q h + b_q, W_k h + b_k, W_v h + b_v   (attention_bias)
+ *   q, k    = per-head RMSNorm (attn_q_norm/attn_k_norm, `use_qk_norm`;
+ *             applied iff the tensors exist), then NEOX RoPE on the first
+ *             rope.dimension_count dims of each head (partial_rotary_factor)
+ *   x      += W_o GQA-attention(q, k, v)               scale 1/sqrt(head_dim)
+ *   h = RMSNorm(x) * post_attention_norm
+ *   layers < leading_dense_block_count (first_k_dense_replace):
+ *   x      += down(silu(gate h) * up h)
+ *   other layers (DeepSeek-V3-style routing, arXiv:2412.19437 section 2.1.2):
+ *     s = sigmoid(W_r h); top-K by s + exp_probs_b (bias for selection only);
+ *     w_k = s_k / sum_K s (expert_weights_norm) * expert_weights_scale
+ *   x      += sum_k w_k down_k(silu(gate_k h) * up_k h) + shared expert(h)
+ * then final RMSNorm and the output head. The last nextn_predict_layers
+ * blocks are the multi-token-prediction head: not run, not bound.
+ */
+#include "models/arch.h"
+#include "models/attn_window.h"
+#include "models/blocks.h"
+#include "quant/quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GLM_ARCH "glm4moe"
+
+typedef struct glm_hparams {
+    uint32_t n_vocab, n_embd, n_layer, n_ctx_train;
+    uint32_t n_head, n_head_kv, head_dim, n_rot;
+    uint32_t n_ff;           /* dense layers (feed_forward_length) */
+    uint32_t n_dense;        /* leading_dense_block_count */
+    uint32_t n_expert, n_used, n_ff_exp, n_shared;
+    uint32_t gating, n_group, n_group_used;
+    bool norm_w;
+    float w_scale, eps;
+    rope_params rope;
+} glm_hparams;
+
+typedef struct glm_layer {
+    mf_weight attn_norm, post_norm;
+    attn_weights attn;
+    mf_weight gate, up, down;          /* dense FFN, or the shared expert */
+    mf_weight router, probs_b;         /* MoE layers */
+    int moe;
+} glm_layer;
+
+typedef struct glm_model {
+    glm_hparams hp;
+    attn_hparams ahp;
+    moe_hparams mhp;
+    rope_table rope;
+    mf_weight tok_embd, output_norm, output;
+    glm_layer *layers;
+    uint32_t n_ff_max;       /* widest dense FFN / shared expert */
+    store *store;
+    mf_pool *pool;
+} glm_model;
+
+typedef struct glm_state {
+    glm_model *m;
+    uint32_t n_ctx, n_alloc;
+    float **k, **v;          /* per layer, n_alloc rows */
+    float *x, *h, *tmp, *tmp2, *fg, *fu;
+    attn_scratch as;
+    moe_scratch ms;
+} glm_state;
+
+static int glm_hparams_load(const gguf_file *f, glm_hparams *hp, mf_error *e)
+{
+    char k[128];
+    const char *a = GLM_ARCH, *path = f->parts[0].path;
+    uint32_t blocks, nextn;
+#define REQ(name, dst) if (gguf_get_u32(f, gguf_arch_key(k, sizeof k, a, name), dst, e)) return -1
+    REQ("block_count", &blocks);
+    REQ("embedding_length", &hp->n_embd);
+    REQ("attention.head_count", &hp->n_head);
+    REQ("expert_count", &hp->n_expert);
+    REQ("expert_used_count", &hp->n_used);
+    REQ("expert_feed_forward_length", &hp->n_ff_exp);
+    REQ("expert_shared_count", &hp->n_shared);
+#undef REQ
+    if (gguf_get_f32(f, gguf_arch_key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), &hp->eps, e) ||
+        gguf_get_f32(f, gguf_arch_key(k, sizeof k, a, "expert_weights_scale"), &hp->w_scale, e) ||
+        gguf_opt_bool(f, gguf_arch_key(k, sizeof k, a, "expert_weights_norm"), false, &hp->norm_w, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "expert_gating_func"), 0, &hp->gating, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "expert_group_count"), 0, &hp->n_group, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "expert_group_used_count"), 0, &hp->n_group_used, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "nextn_predict_layers"), 0, &nextn, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "leading_dense_block_count"), 0, &hp->n_dense, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "feed_forward_length"), 0, &hp->n_ff, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "context_length"), 4096, &hp->n_ctx_train, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.head_count_kv"), hp->n_head, &hp->n_head_kv, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.key_length"), hp->n_head ? hp->n_embd / hp->n_head : 0,
+                     &hp->head_dim, e))
+        return -1;
+    uint32_t vlen;
+    if (gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.value_length"), hp->head_dim, &vlen, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "rope.dimension_count"), hp->head_dim, &hp->n_rot, e))
+        return -1;
+    if (nextn >= blocks)
+        return mf_fail(e, "%s: glm4moe: nextn_predict_layers %u leaves no layer of block_count %u", path, nextn, blocks);
+    hp->n_layer = blocks - nextn;
+    if (hp->n_embd == 0 || hp->n_head == 0 || hp->head_dim == 0)
+        return mf_fail(e, "%s: glm4moe: embedding_length, head_count and key_length must be > 0", path);
+    if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->head_dim > 4096 || hp->n_embd > (1u << 20))
+        return mf_fail(e, "%s: glm4moe: implausible hyperparameters (layers %u, heads %u, head_dim %u, embd %u)", path,
+                       hp->n_layer, hp->n_head, hp->head_dim, hp->n_embd);
+    if (vlen != hp->head_dim)
+        return mf_fail(e, "%s: glm4moe: value_length %u differs from key_length %u (not supported)", path, vlen, hp->head_dim);
+    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
+        return mf_fail(e, "%s: glm4moe: head_count %u is not a multiple of head_count_kv %u", path, hp->n_head, hp->n_head_kv);
+    if (hp->n_rot == 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return mf_fail(e, "%s: glm4moe: rope.dimension_count %u: expected an even number in 2..%u", path, hp->n_rot,
+                       hp->head_dim);
+    if (hp->n_expert == 0 || hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64 || hp->n_ff_exp == 0)
+        return mf_fail(e, "%s: glm4moe: expert_used_count %u of expert_count %u (width %u): expected 1..min(count, 64)",
+                       path, hp->n_used, hp->n_expert, hp->n_ff_exp);
+    if (hp->n_dense > hp->n_layer)
+        return mf_fail(e, "%s: glm4moe: leading_dense_block_count %u exceeds the %u layers", path, hp->n_dense, hp->n_layer);
+    if (hp->n_dense && hp->n_ff == 0)
+        return mf_fail(e, "%s: glm4moe: %u dense layers need feed_forward_length > 0", path, hp->n_dense);
+    if (hp->n_shared > 64)
+        return mf_fail(e, "%s: glm4moe: expert_shared_count %u is implausible", path, hp->n_shared);
+    /* expert_gating_func: 1 softmax, 2 sigmoid; absent (0) is sigmoid for GLM-4.5. */
+    if (hp->gating == 0) hp->gating = 2;
+    if (hp->gating > 2)
+        return mf_fail(e, "%s: key %s.expert_gating_func is %u: expected 1 (softmax) or 2 (sigmoid)", path, a, hp->gating);
+    if (hp->n_group > 1 && (hp->n_expert % hp->n_group || hp->n_group_used == 0 || hp->n_group_used > hp->n_group ||
+                            hp->n_group > 256))
+        return mf_fail(e, "%s: glm4moe: expert groups %u (used %u) do not divide %u experts", path, hp->n_group,
+                       hp->n_group_used, hp->n_expert);
+    return rope_params_load(f, a, (int)hp->n_rot, 1, hp->n_ctx_train, &hp->rope, e);
+}
+
+static void glm_free(void *mp)
+{
+    glm_model *m = mp;
+    if (!m) return;
+    free(m->layers);
+    free(m);
+}
+
+static int glm_bind_layer(binder *b, const glm_hparams *hp, glm_layer *L, uint32_t l)
+{
+    const uint64_t E = hp->n_embd, Q = (uint64_t)hp->n_head * hp->head_dim, KV = (uint64_t)hp->n_head_kv * hp->head_dim;
+    const uint64_t F = hp->n_ff_exp, N = hp->n_expert, SH = (uint64_t)hp->n_ff_exp * hp->n_shared;
+    attn_weights *A = &L->attn;
+    if (bind_weight(b, &L->attn_norm, 1, 1, (uint64_t[]){ E }, "blk.%u.attn_norm.weight", l) ||
+        bind_weight(b, &A->wq, 1, 2, (uint64_t[]){ E, Q }, "blk.%u.attn_q.weight", l) ||
+        bind_weight(b, &A->wk, 1, 2, (uint64_t[]){ E, KV }, "blk.%u.attn_k.weight", l) ||
+        bind_weight(b, &A->wv, 1, 2, (uint64_t[]){ E, KV }, "blk.%u.attn_v.weight", l) ||
+        bind_weight(b, &A->wo, 1, 2, (uint64_t[]){ Q, E }, "blk.%u.attn_output.weight", l) ||
+        bind_weight(b, &A->bq, 1, 1, (uint64_t[]){ Q }, "blk.%u.attn_q.bias", l) ||
+        bind_weight(b, &A->bk, 1, 1, (uint64_t[]){ KV }, "blk.%u.attn_k.bias", l) ||
+        bind_weight(b, &A->bv, 1, 1, (uint64_t[]){ KV }, "blk.%u.attn_v.bias", l) ||
+        bind_weight(b, &A->q_norm, 0, 1, (uint64_t[]){ hp->head_dim }, "blk.%u.attn_q_norm.weight", l) ||
+        bind_weight(b, &A->k_norm, 0, 1, (uint64_t[]){ hp->head_dim }, "blk.%u.attn_k_norm.weight", l) ||
+        bind_weight(b, &L->post_norm, 1, 1, (uint64_t[]){ E }, "blk.%u.post_attention_norm.weight", l))
+        return -1;
+    const mf_weight *f32[] = { &L->attn_norm, &A->bq, &A->bk, &A->bv, &A->q_norm, &A->k_norm, &L->post_norm };
+    for (size_t i = 0; i < sizeof f32 / sizeof f32[0]; i++)
+        if (bind_check_f32(b, f32[i])) return -1;
+    if (!A->q_norm.name != !A->k_norm.name)
+        return mf_fail(b->e, "%s: blk.%u has only one of attn_q_norm and attn_k_norm", b->f->parts[0].path, l);
+    L->moe = l >= hp->n_dense;
+    if (!L->moe)
+        return bind_weight(b, &L->gate, 1, 2, (uint64_t[]){ E, hp->n_ff }, "blk.%u.ffn_gate.weight", l) ||
+               bind_weight(b, &L->up, 1, 2, (uint64_t[]){ E, hp->n_ff }, "blk.%u.ffn_up.weight", l) ||
+               bind_weight(b, &L->down, 1, 2, (uint64_t[]){ hp->n_ff, E }, "blk.%u.ffn_down.weight", l) ? -1 : 0;
+    if (bind_weight(b, &L->router, 1, 2, (uint64_t[]){ E, N }, "blk.%u.ffn_gate_inp.weight", l) ||
+        bind_weight(b, &L->probs_b, 1, 1, (uint64_t[]){ N }, "blk.%u.exp_probs_b.bias", l) ||
+        bind_check_f32(b, &L->probs_b))
+        return -1;
+    if (hp->n_shared &&
+        (bind_weight(b, &L->gate, 1, 2, (uint64_t[]){ E, SH }, "blk.%u.ffn_gate_shexp.weight", l) ||
+         bind_weight(b, &L->up, 1, 2, (uint64_t[]){ E, SH }, "blk.%u.ffn_up_shexp.weight", l) ||
+         bind_weight(b, &L->down, 1, 2, (uint64_t[]){ SH, E }, "blk.%u.ffn_down_shexp.weight", l)))
+        return -1;
+    /* The routed experts are checked here but reached only through the store. */
+    mf_weight chk;
+    if (bind_weight(b, &chk, 1, 3, (uint64_t[]){ E, F, N }, "blk.%u.ffn_gate_exps.weight", l) ||
+        bind_weight(b, &chk, 1, 3, (uint64_t[]){ E, F, N }, "blk.%u.ffn_up_exps.weight", l) ||
+        bind_weight(b, &chk, 1, 3, (uint64_t[]){ F, E, N }, "blk.%u.ffn_down_exps.weight", l))
+        return -1;
+    return 0;
+}
+
+static void *glm_load(arch_ctx *ctx, arch_info *info, mf_error *e)
+{
+    const gguf_file *f = ctx->f;
+    glm_model *m = calloc(1, sizeof *m);
+    if (!m) { mf_fail(e, "out of memory"); return NULL; }
+    glm_hparams *hp = &m->hp;
+    if (glm_hparams_load(f, hp, e)) goto fail;
+    m->layers = calloc(hp->n_layer, sizeof *m->layers);
+    if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
+
+    binder b = { f, e, 0 };
+    const uint64_t E = hp->n_embd;
+    if (bind_weight(&b, &m->tok_embd, 1, 2, (uint64_t[]){ E, 0 }, "token_embd.weight")) goto fail;
+    hp->n_vocab = (uint32_t)m->tok_embd.ne[1];
+    if (bind_weight(&b, &m->output_norm, 1, 1, (uint64_t[]){ E }, "output_norm.weight") ||
+        bind_check_f32(&b, &m->output_norm) ||
+        bind_weight(&b, &m->output, 0, 2, (uint64_t[]){ E, hp->n_vocab }, "output.weight"))
+        goto fail;
+    if (!m->output.name) m->output = m->tok_embd; /* tied embeddings */
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        if (glm_bind_layer(&b, hp, &m->layers[l], l)) goto fail;
+        uint32_t w = m->layers[l].gate.name ? (uint32_t)m->layers[l].gate.ne[1] : 0;
+        if (w > m->n_ff_max) m->n_ff_max = w;
+    }
+    if (arch_open_store(ctx, hp->n_layer, hp->n_expert, hp->n_used, e)) goto fail;
+    m->store = ctx->store;
+    m->pool = ctx->pool;
+
+    rope_table_init(&m->rope, &hp->rope);
+    m->ahp = (attn_hparams){
+        .n_head = (int)hp->n_head, .n_head_kv = (int)hp->n_head_kv, .head_dim = (int)hp->head_dim,
+        .n_rot = (int)hp->n_rot, .rope_neox = 1, .freq_base = hp->rope.freq_base, .norm_eps = hp->eps,
+        .scale = 1.0f / sqrtf((float)hp->head_dim),
+    };
+    m->mhp = (moe_hparams){
+        .n_expert = (int)hp->n_expert, .n_used = (int)hp->n_used, .n_embd = (int)hp->n_embd,
+        .n_ff = (int)hp->n_ff_exp, .gating = hp->gating == 1 ? MOE_SOFTMAX : MOE_SIGMOID,
+        .n_group = (int)hp->n_group, .n_group_used = (int)hp->n_group_used,
+        .norm_topk = hp->norm_w, .weights_scale = hp->w_scale, .act = MOE_SWIGLU,
+    };
+    *info = (arch_info){ hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_ctx_train, hp->n_expert, hp->n_used };
+    return m;
+fail:
+    glm_free(m);
+    return NULL;
+}
+
+static void glm_state_free(void *sp)
+{
+    glm_state *s = sp;
+    if (!s) return;
+    for (uint32_t l = 0; s->k && l < s->m->hp.n_layer; l++) free(s->k[l]), free(s->v[l]);
+    free(s->k);
+    free(s->v);
+    free(s->x);
+    free(s->as.att);
+    free(s->ms.ids);
+    free(s);
+}
+
+static int glm_state_reserve(void *sp, uint32_t n, mf_error *e)
+{
+    glm_state *s = sp;
+    const glm_hparams *hp = &s->m->hp;
+    if (n > s->n_ctx) return mf_fail(e, "context full: %u positions requested, --ctx is %u", n, s->n_ctx);
+    if (n <= s->n_alloc) return 0;
+    uint32_t want = s->n_alloc ? s->n_alloc : 256;
+    while (want < n) want *= 2;
+    if (want > s->n_ctx) want = s->n_ctx;
+    const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    float *att = realloc(s->as.att, (size_t)hp->n_head * want * sizeof(float));
+    if (!att) return mf_fail(e, "out of memory for attention scores of %u positions", want);
+    s->as.att = att;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        float *k = realloc(s->k[l], want * kv_dim * sizeof(float));
+        if (k) s->k[l] = k;
+        float *v = k ? realloc(s->v[l], want * kv_dim * sizeof(float)) : NULL;
+        if (v) s->v[l] = v;
+        if (!k || !v) return mf_fail(e, "out of memory for a KV cache of %u positions", want);
+    }
+    s->n_alloc = want;
+    return 0;
+}
+
+static void *glm_state_new(void *mp, uint32_t n_ctx, mf_error *e)
+{
+    glm_model *m = mp;
+    const glm_hparams *hp = &m->hp;
+    glm_state *s = calloc(1, sizeof *s);
+    if (!s) { mf_fail(e, "out of memory"); return NULL; }
+    s->m = m;
+    s->n_ctx = n_ctx;
+    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t K = hp->n_used, F = hp->n_ff_exp, N = hp->n_expert, FF = m->n_ff_max;
+    size_t nf = 4 * E + 2 * FF + Q + 2 * KV + Q + 2 * N + 2 * K * F + E + K;
+    s->k = calloc(hp->n_layer, sizeof *s->k);
+    s->v = calloc(hp->n_layer, sizeof *s->v);
+    s->x = calloc(nf, sizeof(float));
+    s->ms.ids = calloc(K, sizeof(int32_t));
+    if (!s->k || !s->v || !s->x || !s->ms.ids) { glm_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    float *p = s->x;
+    s->x = p, p += E;
+    s->h = p, p += E;
+    s->tmp = p, p += E;
+    s->tmp2 = p, p += E;
+    s->fg = p, p += FF;
+    s->fu = p, p += FF;
+    s->as.q = p, p += Q;
+    s->as.k = p, p += KV;
+    s->as.v = p, p += KV;
+    s->as.out = p, p += Q;
+    s->ms.logits = p, p += N;
+    s->ms.sel = p, p += N;
+    s->ms.gate = p, p += K * F;
+    s->ms.up = p, p += K * F;
+    s->ms.down = p, p += E;
+    s->ms.w = p;
+    if (glm_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { glm_state_free(s); return NULL; }
+    return s;
+}
+
+static int glm_state_truncate(void *sp, uint32_t n_past, mf_error *e)
+{
+    (void)sp, (void)n_past, (void)e; /* KV rows past n_past are overwritten before they are read */
+    return 0;
+}
+
+/* out = down(silu(gate h) * up h): the dense layers and the shared expert
+ * (SwiGLU, Shazeer 2020). */
+static void glm_ffn(mf_pool *pool, const glm_layer *L, const float *h, float *g, float *u, float *out)
+{
+    const mf_weight *ws[2] = { &L->gate, &L->up };
+    float *ys[2] = { g, u };
+    op_matvec_multi(pool, 2, ws, h, ys);
+    const size_t n = L->gate.ne[1];
+    for (size_t i = 0; i < n; i++) g[i] = op_silu(g[i]) * u[i];
+    op_matvec(pool, &L->down, g, out);
+}
+
+static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
+{
+    glm_model *m = mp;
+    glm_state *s = sp;
+    const glm_hparams *hp = &m->hp;
+    const size_t E = hp->n_embd;
+    if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
+    if (glm_state_reserve(s, pos + 1, e)) return -1;
+    op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    const attn_opts o = { &m->rope, NULL, 0 };
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const glm_layer *L = &m->layers[l];
+        op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
+        kv_ring kv = { s->k[l], s->v[l], s->n_alloc };
+        attn_forward_window(m->pool, &m->ahp, &o, &L->attn, kv, pos, s->h, &s->as, s->tmp);
+        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
+        op_rmsnorm(s->h, s->x, L->post_norm.data, E, hp->eps);
+        if (!L->moe) {
+            glm_ffn(m->pool, L, s->h, s->fg, s->fu, s->tmp);
+        } else {
+            moe_hparams mhp = m->mhp;
+            mhp.sel_bias = L->probs_b.data;
+            if (moe_forward(m->pool, m->store, (int)l, &mhp, &L->router, s->h, &s->ms, s->tmp, e)) return -1;
+            if (L->gate.name) {
+                glm_ffn(m->pool, L, s->h, s->fg, s->fu, s->tmp2);
+                for (size_t i = 0; i < E; i++) s->tmp[i] += s->tmp2[i];
+            }
+        }
+        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
+    }
+    if (!logits) return 0;
+    op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
+    op_matvec(m->pool, &m->output, s->h, logits);
+    return 0;
+}
+
+const arch_ops arch_glm4moe = {
+    .name = GLM_ARCH,
+    .load = glm_load,
+    .free = glm_free,
+    .state_new = glm_state_new,
+    .state_free = glm_state_free,
+    .state_truncate = glm_state_truncate,
+    .state_reserve = glm_state_reserve,
+    .forward = glm_forward,
+};

@@ -1,0 +1,377 @@
+/* gptoss.c — OpenAI gpt-oss (gpt-oss-20b, gpt-oss-120b), GGUF architecture
+ * `gpt-oss`.
+ *
+ * Per layer (gpt-oss model card, OpenAI 2025, section 2 "Architecture";
+ * hyperparameters from the `gpt-oss.*` keys the GGUF converter writes):
+ *   h = RMSNorm(x) * attn_norm
+ *   q, k, v = W_q h + b_q, W_k h + b_k, W_v h + b_v
+ *   q, k    = RoPE with YaRN scaling (rope.scaling.*), magnitude 1 + 0.1 ln(factor)
+ *   x      += W_o attention(q, k, v) + b_o        scale 1/sqrt(head_dim), GQA,
+ *             one learned sink logit per head (attn_sinks), banded to
+ *             `attention.sliding_window` keys on the sliding layers
+ *   h = RMSNorm(x) * post_attention_norm
+ *   l = W_r h + b_r; top-K of l; weights = softmax over those K logits
+ *   x      += sum_k w_k (W_down,k a_k + b_down,k),
+ *             a = min(g, 7) sigmoid(1.702 min(g, 7)) (clamp(u, -7, 7) + 1),
+ *             g = W_gate,k h + b_gate,k, u = W_up,k h + b_up,k
+ * then final RMSNorm and the output head.
+ *
+ * Sliding layers: the key `attention.sliding_window_pattern` (a period n:
+ * layer l slides iff l % n < n - 1; or one bool per layer) when present,
+ * else period 2, i.e. even layers slide (HF config `layer_types`). Their KV
+ * cache is a ring of `sliding_window` rows; full layers' caches grow.
+ */
+#include "models/arch.h"
+#include "models/attn_window.h"
+#include "models/blocks.h"
+#include "quant/quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GO_ARCH "gpt-oss"
+
+/* The clamped SwiGLU's constants: the gpt-oss model card and reference
+ * implementation (`swiglu(x, alpha=1.702, limit=7.0)`, HF config
+ * `swiglu_limit` 7.0). The GGUF converter writes no key for them. */
+#define GO_SWIGLU_ALPHA 1.702f
+#define GO_SWIGLU_LIMIT 7.0f
+
+typedef struct go_hparams {
+    uint32_t n_vocab, n_embd, n_layer, n_ctx_train;
+    uint32_t n_head, n_head_kv, head_dim, n_rot;
+    uint32_t n_expert, n_used, n_ff_exp;
+    uint32_t n_swa;          /* attention.sliding_window (0: no sliding layers) */
+    float eps;
+    rope_params rope;
+} go_hparams;
+
+typedef struct go_layer {
+    mf_weight attn_norm, post_norm, sinks, router, router_b;
+    attn_weights attn;
+    int sliding;
+} go_layer;
+
+typedef struct go_model {
+    go_hparams hp;
+    attn_hparams ahp;
+    moe_hparams mhp;
+    rope_table rope;
+    mf_weight tok_embd, output_norm, output;
+    go_layer *layers;
+    int any_sliding;
+    store *store;
+    mf_pool *pool;
+} go_model;
+
+typedef struct go_state {
+    go_model *m;
+    uint32_t n_ctx;
+    uint32_t n_alloc;        /* rows of the full layers' caches */
+    uint32_t n_ring;         /* rows of the sliding layers' rings: min(window, n_ctx) */
+    uint32_t ring_lo;        /* positions below this may be overwritten in the rings */
+    float **k, **v;          /* per layer */
+    float *x, *h, *tmp;
+    attn_scratch as;
+    moe_scratch ms;
+} go_state;
+
+static int go_hparams_load(const gguf_file *f, go_hparams *hp, mf_error *e)
+{
+    char k[128];
+    const char *a = GO_ARCH, *path = f->parts[0].path;
+#define REQ(name, dst) if (gguf_get_u32(f, gguf_arch_key(k, sizeof k, a, name), dst, e)) return -1
+    REQ("block_count", &hp->n_layer);
+    REQ("embedding_length", &hp->n_embd);
+    REQ("attention.head_count", &hp->n_head);
+    REQ("expert_count", &hp->n_expert);
+    REQ("expert_used_count", &hp->n_used);
+    REQ("expert_feed_forward_length", &hp->n_ff_exp);
+    REQ("attention.sliding_window", &hp->n_swa);
+#undef REQ
+    if (gguf_get_f32(f, gguf_arch_key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), &hp->eps, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "context_length"), 4096, &hp->n_ctx_train, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.head_count_kv"), hp->n_head, &hp->n_head_kv, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.key_length"), hp->n_head ? hp->n_embd / hp->n_head : 0,
+                     &hp->head_dim, e))
+        return -1;
+    uint32_t vlen;
+    if (gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.value_length"), hp->head_dim, &vlen, e) ||
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "rope.dimension_count"), hp->head_dim, &hp->n_rot, e))
+        return -1;
+    if (hp->n_layer == 0 || hp->n_embd == 0 || hp->n_head == 0 || hp->head_dim == 0)
+        return mf_fail(e, "%s: gpt-oss: block_count, embedding_length, head_count and key_length must be > 0", path);
+    if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->head_dim > 4096 || hp->n_embd > (1u << 20))
+        return mf_fail(e, "%s: gpt-oss: implausible hyperparameters (layers %u, heads %u, head_dim %u, embd %u)", path,
+                       hp->n_layer, hp->n_head, hp->head_dim, hp->n_embd);
+    if (vlen != hp->head_dim)
+        return mf_fail(e, "%s: gpt-oss: value_length %u differs from key_length %u (not supported)", path, vlen, hp->head_dim);
+    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
+        return mf_fail(e, "%s: gpt-oss: head_count %u is not a multiple of head_count_kv %u", path, hp->n_head, hp->n_head_kv);
+    if (hp->n_rot == 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return mf_fail(e, "%s: gpt-oss: rope.dimension_count %u: expected an even number in 2..%u", path, hp->n_rot,
+                       hp->head_dim);
+    if (hp->n_expert == 0 || hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64 || hp->n_ff_exp == 0)
+        return mf_fail(e, "%s: gpt-oss: expert_used_count %u of expert_count %u (width %u): expected 1..min(count, 64)",
+                       path, hp->n_used, hp->n_expert, hp->n_ff_exp);
+    return rope_params_load(f, a, (int)hp->n_rot, 1, hp->n_ctx_train, &hp->rope, e);
+}
+
+/* Which layers slide: attention.sliding_window_pattern, else period 2. */
+static int go_swa_pattern(const gguf_file *f, go_model *m, mf_error *e)
+{
+    char k[128];
+    const go_hparams *hp = &m->hp;
+    const gguf_kv *kv = gguf_find(f, gguf_arch_key(k, sizeof k, GO_ARCH, "attention.sliding_window_pattern"));
+    if (kv && kv->val.type == GGUF_ARRAY) {
+        const gguf_value *arr;
+        if (gguf_get_arr(f, k, GGUF_BOOL, &arr, e)) return -1;
+        if (arr->v.arr.n != hp->n_layer)
+            return mf_fail(e, "%s: key %s: %llu entries, expected one per layer (%u)", f->parts[0].path, k,
+                           (unsigned long long)arr->v.arr.n, hp->n_layer);
+        for (uint32_t l = 0; l < hp->n_layer; l++) m->layers[l].sliding = gguf_arr_int(arr, l) != 0;
+    } else {
+        uint32_t period;
+        if (gguf_opt_u32(f, k, 2, &period, e)) return -1;
+        for (uint32_t l = 0; l < hp->n_layer; l++) m->layers[l].sliding = period == 0 || l % period < period - 1;
+    }
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        if (hp->n_swa == 0) m->layers[l].sliding = 0;
+        m->any_sliding |= m->layers[l].sliding;
+    }
+    return 0;
+}
+
+static void go_free(void *mp)
+{
+    go_model *m = mp;
+    if (!m) return;
+    free(m->layers);
+    free(m);
+}
+
+static int go_bind_layer(binder *b, const go_hparams *hp, go_layer *L, uint32_t l)
+{
+    const uint64_t E = hp->n_embd, Q = (uint64_t)hp->n_head * hp->head_dim, KV = (uint64_t)hp->n_head_kv * hp->head_dim;
+    const uint64_t F = hp->n_ff_exp, N = hp->n_expert;
+    attn_weights *A = &L->attn;
+    if (bind_weight(b, &L->attn_norm, 1, 1, (uint64_t[]){ E }, "blk.%u.attn_norm.weight", l) ||
+        bind_weight(b, &A->wq, 1, 2, (uint64_t[]){ E, Q }, "blk.%u.attn_q.weight", l) ||
+        bind_weight(b, &A->wk, 1, 2, (uint64_t[]){ E, KV }, "blk.%u.attn_k.weight", l) ||
+        bind_weight(b, &A->wv, 1, 2, (uint64_t[]){ E, KV }, "blk.%u.attn_v.weight", l) ||
+        bind_weight(b, &A->wo, 1, 2, (uint64_t[]){ Q, E }, "blk.%u.attn_output.weight", l) ||
+        bind_weight(b, &A->bq, 1, 1, (uint64_t[]){ Q }, "blk.%u.attn_q.bias", l) ||
+        bind_weight(b, &A->bk, 1, 1, (uint64_t[]){ KV }, "blk.%u.attn_k.bias", l) ||
+        bind_weight(b, &A->bv, 1, 1, (uint64_t[]){ KV }, "blk.%u.attn_v.bias", l) ||
+        bind_weight(b, &A->bo, 1, 1, (uint64_t[]){ E }, "blk.%u.attn_output.bias", l) ||
+        bind_weight(b, &L->sinks, 1, 1, (uint64_t[]){ hp->n_head }, "blk.%u.attn_sinks.weight", l) ||
+        bind_weight(b, &L->post_norm, 1, 1, (uint64_t[]){ E }, "blk.%u.post_attention_norm.weight", l) ||
+        bind_weight(b, &L->router, 1, 2, (uint64_t[]){ E, N }, "blk.%u.ffn_gate_inp.weight", l) ||
+        bind_weight(b, &L->router_b, 1, 1, (uint64_t[]){ N }, "blk.%u.ffn_gate_inp.bias", l))
+        return -1;
+    const mf_weight *f32[] = { &L->attn_norm, &A->bq, &A->bk, &A->bv, &A->bo, &L->sinks, &L->post_norm, &L->router_b };
+    for (size_t i = 0; i < sizeof f32 / sizeof f32[0]; i++)
+        if (bind_check_f32(b, f32[i])) return -1;
+    /* The routed experts and their biases are checked here but reached only
+     * through the store, which hands out each expert's slice of all six. */
+    mf_weight chk;
+    if (bind_weight(b, &chk, 1, 3, (uint64_t[]){ E, F, N }, "blk.%u.ffn_gate_exps.weight", l) ||
+        bind_weight(b, &chk, 1, 3, (uint64_t[]){ E, F, N }, "blk.%u.ffn_up_exps.weight", l) ||
+        bind_weight(b, &chk, 1, 3, (uint64_t[]){ F, E, N }, "blk.%u.ffn_down_exps.weight", l) ||
+        bind_weight(b, &chk, 1, 2, (uint64_t[]){ F, N }, "blk.%u.ffn_gate_exps.bias", l) || bind_check_f32(b, &chk) ||
+        bind_weight(b, &chk, 1, 2, (uint64_t[]){ F, N }, "blk.%u.ffn_up_exps.bias", l) || bind_check_f32(b, &chk) ||
+        bind_weight(b, &chk, 1, 2, (uint64_t[]){ E, N }, "blk.%u.ffn_down_exps.bias", l) || bind_check_f32(b, &chk))
+        return -1;
+    return 0;
+}
+
+static void *go_load(arch_ctx *ctx, arch_info *info, mf_error *e)
+{
+    const gguf_file *f = ctx->f;
+    go_model *m = calloc(1, sizeof *m);
+    if (!m) { mf_fail(e, "out of memory"); return NULL; }
+    go_hparams *hp = &m->hp;
+    if (go_hparams_load(f, hp, e)) goto fail;
+    m->layers = calloc(hp->n_layer, sizeof *m->layers);
+    if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
+    if (go_swa_pattern(f, m, e)) goto fail;
+
+    binder b = { f, e, 0 };
+    const uint64_t E = hp->n_embd;
+    if (bind_weight(&b, &m->tok_embd, 1, 2, (uint64_t[]){ E, 0 }, "token_embd.weight")) goto fail;
+    hp->n_vocab = (uint32_t)m->tok_embd.ne[1];
+    if (bind_weight(&b, &m->output_norm, 1, 1, (uint64_t[]){ E }, "output_norm.weight") ||
+        bind_check_f32(&b, &m->output_norm) ||
+        bind_weight(&b, &m->output, 0, 2, (uint64_t[]){ E, hp->n_vocab }, "output.weight"))
+        goto fail;
+    if (!m->output.name) m->output = m->tok_embd; /* tied embeddings */
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        if (go_bind_layer(&b, hp, &m->layers[l], l)) goto fail;
+    if (arch_open_store(ctx, hp->n_layer, hp->n_expert, hp->n_used, e)) goto fail;
+    m->store = ctx->store;
+    m->pool = ctx->pool;
+
+    rope_table_init(&m->rope, &hp->rope);
+    m->ahp = (attn_hparams){
+        .n_head = (int)hp->n_head, .n_head_kv = (int)hp->n_head_kv, .head_dim = (int)hp->head_dim,
+        .n_rot = (int)hp->n_rot, .rope_neox = 1, .freq_base = hp->rope.freq_base, .norm_eps = hp->eps,
+        .scale = 1.0f / sqrtf((float)hp->head_dim),
+    };
+    m->mhp = (moe_hparams){
+        .n_expert = (int)hp->n_expert, .n_used = (int)hp->n_used, .n_embd = (int)hp->n_embd,
+        .n_ff = (int)hp->n_ff_exp, .gating = MOE_SOFTMAX_TOPK, .norm_topk = 0, .weights_scale = 1.0f,
+        .act = MOE_SWIGLU_OAI, .swiglu_alpha = GO_SWIGLU_ALPHA, .swiglu_limit = GO_SWIGLU_LIMIT,
+    };
+    *info = (arch_info){ hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_ctx_train, hp->n_expert, hp->n_used };
+    return m;
+fail:
+    go_free(m);
+    return NULL;
+}
+
+static void go_state_free(void *sp)
+{
+    go_state *s = sp;
+    if (!s) return;
+    for (uint32_t l = 0; s->k && l < s->m->hp.n_layer; l++) free(s->k[l]), free(s->v[l]);
+    free(s->k);
+    free(s->v);
+    free(s->x);
+    free(s->as.att);
+    free(s->ms.ids);
+    free(s);
+}
+
+/* Grows the full layers' caches (and the score scratch) to hold n rows. */
+static int go_state_reserve(void *sp, uint32_t n, mf_error *e)
+{
+    go_state *s = sp;
+    const go_model *m = s->m;
+    const go_hparams *hp = &m->hp;
+    if (n > s->n_ctx) return mf_fail(e, "context full: %u positions requested, --ctx is %u", n, s->n_ctx);
+    if (n <= s->n_alloc) return 0;
+    uint32_t want = s->n_alloc ? s->n_alloc : 256;
+    while (want < n) want *= 2;
+    if (want > s->n_ctx) want = s->n_ctx;
+    const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t att_rows = want > s->n_ring ? want : s->n_ring;
+    float *att = realloc(s->as.att, (size_t)hp->n_head * att_rows * sizeof(float));
+    if (!att) return mf_fail(e, "out of memory for attention scores of %u positions", want);
+    s->as.att = att;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        if (m->layers[l].sliding) continue;
+        float *k = realloc(s->k[l], want * kv_dim * sizeof(float));
+        if (k) s->k[l] = k;
+        float *v = k ? realloc(s->v[l], want * kv_dim * sizeof(float)) : NULL;
+        if (v) s->v[l] = v;
+        /* A failed layer keeps its old size; n_alloc stays the smallest. */
+        if (!k || !v) return mf_fail(e, "out of memory for a KV cache of %u positions", want);
+    }
+    s->n_alloc = want;
+    return 0;
+}
+
+static void *go_state_new(void *mp, uint32_t n_ctx, mf_error *e)
+{
+    go_model *m = mp;
+    const go_hparams *hp = &m->hp;
+    go_state *s = calloc(1, sizeof *s);
+    if (!s) { mf_fail(e, "out of memory"); return NULL; }
+    s->m = m;
+    s->n_ctx = n_ctx;
+    s->n_ring = hp->n_swa < n_ctx ? hp->n_swa : n_ctx;
+    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t K = hp->n_used, F = hp->n_ff_exp;
+    size_t nf = 3 * E + Q + 2 * KV + Q + hp->n_expert + 2 * K * F + E + K;
+    s->k = calloc(hp->n_layer, sizeof *s->k);
+    s->v = calloc(hp->n_layer, sizeof *s->v);
+    s->x = calloc(nf, sizeof(float));
+    s->ms.ids = calloc(K, sizeof(int32_t));
+    if (!s->k || !s->v || !s->x || !s->ms.ids) goto oom;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        if (!m->layers[l].sliding) continue;
+        s->k[l] = calloc((size_t)s->n_ring * KV, sizeof(float));
+        s->v[l] = calloc((size_t)s->n_ring * KV, sizeof(float));
+        if (!s->k[l] || !s->v[l]) goto oom;
+    }
+    float *p = s->x;
+    s->x = p, p += E;
+    s->h = p, p += E;
+    s->tmp = p, p += E;
+    s->as.q = p, p += Q;
+    s->as.k = p, p += KV;
+    s->as.v = p, p += KV;
+    s->as.out = p, p += Q;
+    s->ms.logits = p, p += hp->n_expert;
+    s->ms.gate = p, p += K * F;
+    s->ms.up = p, p += K * F;
+    s->ms.down = p, p += E;
+    s->ms.w = p;
+    if (go_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { go_state_free(s); return NULL; }
+    return s;
+oom:
+    go_state_free(s);
+    mf_fail(e, "out of memory");
+    return NULL;
+}
+
+/* Full layers keep every row, so forgetting positions is free there. A
+ * ring keeps only the last n_ring positions written: going back is possible
+ * while the window of the next position is still in it. */
+static int go_state_truncate(void *sp, uint32_t n_past, mf_error *e)
+{
+    go_state *s = sp;
+    if (n_past == 0) {
+        s->ring_lo = 0;
+        return 0;
+    }
+    if (s->m->any_sliding && attn_first_key(s->m->hp.n_swa, n_past) < s->ring_lo)
+        return mf_fail(e, "cannot go back to %u positions: the sliding-window layers keep only the last %u positions "
+                          "(positions below %u are gone); start over from 0",
+                       n_past, s->n_ring, s->ring_lo);
+    return 0;
+}
+
+static int go_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
+{
+    go_model *m = mp;
+    go_state *s = sp;
+    const go_hparams *hp = &m->hp;
+    const size_t E = hp->n_embd;
+    if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
+    if (go_state_reserve(s, pos + 1, e)) return -1;
+    /* Writing pos into the rings drops position pos - n_ring (even if a
+     * later layer fails, so this is recorded first). */
+    if (m->any_sliding && pos + 1 > s->n_ring && pos + 1 - s->n_ring > s->ring_lo) s->ring_lo = pos + 1 - s->n_ring;
+    op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const go_layer *L = &m->layers[l];
+        op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
+        kv_ring kv = { s->k[l], s->v[l], L->sliding ? s->n_ring : s->n_alloc };
+        attn_opts o = { &m->rope, L->sinks.data, L->sliding ? hp->n_swa : 0 };
+        attn_forward_window(m->pool, &m->ahp, &o, &L->attn, kv, pos, s->h, &s->as, s->tmp);
+        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
+        op_rmsnorm(s->h, s->x, L->post_norm.data, E, hp->eps);
+        moe_hparams mhp = m->mhp;
+        mhp.router_bias = L->router_b.data;
+        if (moe_forward(m->pool, m->store, (int)l, &mhp, &L->router, s->h, &s->ms, s->tmp, e)) return -1;
+        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
+    }
+    if (!logits) return 0;
+    op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
+    op_matvec(m->pool, &m->output, s->h, logits);
+    return 0;
+}
+
+const arch_ops arch_gptoss = {
+    .name = GO_ARCH,
+    .load = go_load,
+    .free = go_free,
+    .state_new = go_state_new,
+    .state_free = go_state_free,
+    .state_truncate = go_state_truncate,
+    .state_reserve = go_state_reserve,
+    .forward = go_forward,
+};
