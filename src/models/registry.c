@@ -6,10 +6,11 @@
 extern const arch_ops arch_qwen3moe;
 extern const arch_ops arch_gptoss;
 extern const arch_ops arch_glm4moe;
+extern const arch_ops arch_deepseek2;
 extern const arch_ops arch_llama;
 extern const arch_ops arch_qwen35moe;
 
-static const arch_ops *const archs[] = { &arch_qwen3moe, &arch_gptoss, &arch_glm4moe, &arch_llama, &arch_qwen35moe };
+static const arch_ops *const archs[] = { &arch_qwen3moe, &arch_gptoss, &arch_glm4moe, &arch_deepseek2, &arch_llama, &arch_qwen35moe };
 
 const arch_ops *arch_find(const char *arch)
 {
@@ -18,7 +19,7 @@ const arch_ops *arch_find(const char *arch)
     return NULL;
 }
 
-const char *arch_supported(void) { return "qwen3moe gpt-oss glm4moe llama qwen35moe"; }
+const char *arch_supported(void) { return "qwen3moe gpt-oss glm4moe deepseek2 llama qwen35moe"; }
 
 int arch_open_store(arch_ctx *ctx, uint32_t n_layer, uint32_t n_expert, uint32_t n_used, mf_error *e)
 {
