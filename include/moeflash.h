@@ -221,6 +221,9 @@ void mf_detok_flush(mf_detok *d, const char **out, size_t *len);
 void mf_detok_reset(mf_detok *d);
 void mf_detok_free(mf_detok *d);
 
+/* The model's own vocabulary (loaded with it), or NULL with e saying why. */
+const mf_vocab *mf_model_vocab(const mf_model *m, mf_error *e);
+
 /* ---- end tokenizer ---- */
 
 /* ---- chat templates (src/template; owned by the template work) ---- */

@@ -8,6 +8,7 @@
 #include "threads/pool.h"
 #include "store/io.h"
 #include "engine/plan.h"
+#include "tokenizer/tokenizer.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -20,6 +21,8 @@ struct mf_model {
     gguf_file *f;
     const arch_ops *arch;
     void *am;                  /* the architecture's model */
+    tok_vocab *vocab;          /* NULL when the file has no usable vocabulary */
+    mf_error vocab_err;
     arch_ctx ctx;
     mf_model_info info;
     char name[256];
@@ -76,6 +79,9 @@ mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
      * the store. Nothing maps the file afterwards, so a file changed under
      * us gives read errors, never a SIGBUS. */
     if (gguf_load_tensors(m->f, is_resident, NULL, e)) goto fail;
+    /* The vocabulary is optional for evaluating token ids; its error is kept
+     * for the commands that need text. */
+    m->vocab = tok_vocab_load(m->f, &m->vocab_err);
     const char *arch;
     if (gguf_get_str(m->f, "general.architecture", &arch, e)) goto fail;
     m->arch = arch_find(arch);
@@ -119,6 +125,7 @@ void mf_model_close(mf_model *m)
 {
     if (!m) return;
     if (m->am) m->arch->free(m->am);
+    tok_vocab_free(m->vocab);
     store_close(m->ctx.store);
     pool_free(m->ctx.pool);
     gguf_close(m->f);
@@ -126,6 +133,12 @@ void mf_model_close(mf_model *m)
 }
 
 const mf_model_info *mf_model_get_info(const mf_model *m) { return &m->info; }
+
+const mf_vocab *mf_model_vocab(const mf_model *m, mf_error *e)
+{
+    if (!m->vocab && e) *e = m->vocab_err;
+    return m->vocab;
+}
 
 mf_session *mf_session_new(mf_model *m, uint32_t n_ctx, mf_error *e)
 {
