@@ -92,10 +92,12 @@ $(BUILD)/run_tests: $(TEST_OBJ) $(LIB)
 test: $(BUILD)/run_tests moeflash
 	MF_BIN=$(CURDIR)/moeflash $(BUILD)/run_tests $(T)
 
-asan:
+# The binary the CLI tests run is the ordinary build; the library and the
+# tests themselves run under the sanitizers.
+asan: moeflash
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    build-asan/run_tests
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 MF_ASAN=1 build-asan/run_tests $(T)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 MF_ASAN=1 MF_BIN=$(CURDIR)/moeflash build-asan/run_tests $(T)
 
 FUZZ_TIME ?= 60
 fuzz:
