@@ -10,6 +10,7 @@
  * tables joined; metadata is the first part's.
  */
 #include "gguf.h"
+#include "gguf_internal.h"
 #include "quant/quant.h"
 
 #include <errno.h>
@@ -31,11 +32,11 @@
 
 /* ---- arena: every allocation of a parsed file, freed at once ---- */
 
-typedef struct gguf_arena {
+struct gguf_arena {
     struct gguf_arena *next;
     size_t used, cap;
     _Alignas(16) unsigned char mem[];
-} gguf_arena;
+};
 
 static void *arena_alloc(gguf_arena **a, size_t n)
 {
@@ -114,7 +115,7 @@ static int cur_str(cur *c, gguf_str *s, const char *what)
     return 0;
 }
 
-static char *arena_strdup(gguf_arena **a, const char *p, uint64_t n)
+char *gguf_arena_strdup(gguf_arena **a, const char *p, uint64_t n)
 {
     char *s = arena_alloc(a, n + 1);
     if (!s) return NULL;
@@ -123,7 +124,7 @@ static char *arena_strdup(gguf_arena **a, const char *p, uint64_t n)
     return s;
 }
 
-static const uint8_t vtype_size[GGUF_VTYPE_COUNT] = {
+const uint8_t gguf_vtype_size[GGUF_VTYPE_COUNT] = {
     [GGUF_UINT8] = 1, [GGUF_INT8] = 1, [GGUF_UINT16] = 2, [GGUF_INT16] = 2,
     [GGUF_UINT32] = 4, [GGUF_INT32] = 4, [GGUF_FLOAT32] = 4, [GGUF_BOOL] = 1,
     [GGUF_UINT64] = 8, [GGUF_INT64] = 8, [GGUF_FLOAT64] = 8,
@@ -139,7 +140,7 @@ const char *gguf_vtype_name(gguf_vtype t)
 }
 
 /* Reads one scalar of type t at p into v. */
-static void scalar_from(gguf_value *v, gguf_vtype t, const uint8_t *p)
+void gguf_scalar_from(gguf_value *v, gguf_vtype t, const uint8_t *p)
 {
     v->type = t;
     switch (t) {
@@ -167,11 +168,11 @@ static int read_value(cur *c, gguf_value *v, gguf_vtype t, int depth, const char
         return cur_str(c, &v->v.s, key);
     }
     if (t != GGUF_ARRAY) {
-        if (cur_need(c, vtype_size[t], key)) return -1;
-        scalar_from(v, t, c->p + c->pos);
+        if (cur_need(c, gguf_vtype_size[t], key)) return -1;
+        gguf_scalar_from(v, t, c->p + c->pos);
         if (t == GGUF_BOOL && v->v.u > 1)
             return cur_fail(c, key, "bool: expected 0 or 1, found %" PRIu64, v->v.u);
-        c->pos += vtype_size[t];
+        c->pos += gguf_vtype_size[t];
         return 0;
     }
     if (depth >= GGUF_MAX_NESTING)
@@ -187,7 +188,7 @@ static int read_value(cur *c, gguf_value *v, gguf_vtype t, int depth, const char
     v->v.arr.raw = NULL;
     v->v.arr.items = NULL;
     if (et != GGUF_STRING && et != GGUF_ARRAY) {
-        uint64_t sz = vtype_size[et];
+        uint64_t sz = gguf_vtype_size[et];
         if (n > (c->len - c->pos) / sz)
             return cur_fail(c, key, "array of %" PRIu64 " %s: expected %" PRIu64 " bytes, found %" PRIu64,
                             n, gguf_vtype_name((gguf_vtype)et), n * sz > n ? n * sz : UINT64_MAX, c->len - c->pos);
@@ -212,7 +213,7 @@ static int read_value(cur *c, gguf_value *v, gguf_vtype t, int depth, const char
     return 0;
 }
 
-static int scalar_as_u64(const gguf_value *v, uint64_t *out)
+int gguf_scalar_as_u64(const gguf_value *v, uint64_t *out)
 {
     switch (v->type) {
     case GGUF_UINT8: case GGUF_UINT16: case GGUF_UINT32: case GGUF_UINT64:
@@ -267,7 +268,7 @@ static int parse_part(gguf_file *f, gguf_part *part, mf_error *e)
             c.pos = kv[i].offset;
             return cur_fail(&c, "metadata key", "contains a NUL byte");
         }
-        kv[i].key = arena_strdup(&f->arena, k.p, k.n);
+        kv[i].key = gguf_arena_strdup(&f->arena, k.p, k.n);
         if (!kv[i].key) return mf_fail(e, "%s: out of memory", part->path);
         for (uint64_t j = 0; j < i; j++)
             if (strcmp(kv[j].key, kv[i].key) == 0) {
@@ -279,7 +280,7 @@ static int parse_part(gguf_file *f, gguf_part *part, mf_error *e)
         if (read_value(&c, &kv[i].val, (gguf_vtype)t, 0, kv[i].key)) return -1;
         if (strcmp(kv[i].key, "general.alignment") == 0) {
             uint64_t a;
-            if (kv[i].val.type != GGUF_UINT32 || scalar_as_u64(&kv[i].val, &a) || a == 0 || (a & (a - 1)) || a > (1u << 20))
+            if (kv[i].val.type != GGUF_UINT32 || gguf_scalar_as_u64(&kv[i].val, &a) || a == 0 || (a & (a - 1)) || a > (1u << 20))
                 return cur_fail(&c, "general.alignment", "expected a UINT32 power of two, found %s",
                                 gguf_vtype_name(kv[i].val.type));
             alignment = (uint32_t)a;
@@ -294,8 +295,8 @@ static int parse_part(gguf_file *f, gguf_part *part, mf_error *e)
         /* every later part must say it belongs to this set, at its place */
         uint64_t no = UINT64_MAX, count = UINT64_MAX, want_no = (uint64_t)(part - f->parts);
         for (uint64_t i = 0; i < n_kv; i++) {
-            if (strcmp(kv[i].key, "split.no") == 0 && scalar_as_u64(&kv[i].val, &no)) no = UINT64_MAX;
-            if (strcmp(kv[i].key, "split.count") == 0 && scalar_as_u64(&kv[i].val, &count)) count = UINT64_MAX;
+            if (strcmp(kv[i].key, "split.no") == 0 && gguf_scalar_as_u64(&kv[i].val, &no)) no = UINT64_MAX;
+            if (strcmp(kv[i].key, "split.count") == 0 && gguf_scalar_as_u64(&kv[i].val, &count)) count = UINT64_MAX;
         }
         if (no != want_no || count != (uint64_t)f->n_parts)
             return mf_fail(e, "%s: split.no / split.count: expected %" PRIu64 " / %d, found %s%" PRId64 " / %s%" PRId64
@@ -317,7 +318,7 @@ static int parse_part(gguf_file *f, gguf_part *part, mf_error *e)
             c.pos = at;
             return cur_fail(&c, "tensor name", "expected 1..%d bytes without NUL, found length %" PRIu64, GGUF_MAX_NAME, name.n);
         }
-        t->name = arena_strdup(&f->arena, name.p, name.n);
+        t->name = gguf_arena_strdup(&f->arena, name.p, name.n);
         if (!t->name) return mf_fail(e, "%s: out of memory", part->path);
         if (cur_u32(&c, &t->n_dims, t->name)) return -1;
         if (t->n_dims == 0 || t->n_dims > GGUF_MAX_DIMS)
@@ -647,166 +648,3 @@ fail:
     return NULL;
 }
 
-/* ---- lookups and getters ---- */
-
-const gguf_kv *gguf_find(const gguf_file *f, const char *key)
-{
-    for (uint64_t i = 0; i < f->n_kv; i++)
-        if (strcmp(f->kv[i].key, key) == 0) return &f->kv[i];
-    return NULL;
-}
-
-const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name)
-{
-    for (uint64_t i = 0; i < f->n_tensors; i++)
-        if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];
-    return NULL;
-}
-
-static const char *fname(const gguf_file *f) { return f->n_parts ? f->parts[0].path : "<gguf>"; }
-
-static int need_key(const gguf_file *f, const char *key, const gguf_kv **kv, mf_error *e)
-{
-    *kv = gguf_find(f, key);
-    if (!*kv) return mf_fail(e, "%s: metadata key %s is missing", fname(f), key);
-    return 0;
-}
-
-static int wrong_type(const gguf_file *f, const gguf_kv *kv, const char *want, mf_error *e)
-{
-    return mf_fail(e, "%s at byte %" PRIu64 ": key %s: expected %s, found %s", fname(f), kv->offset, kv->key,
-                   want, gguf_vtype_name(kv->val.type));
-}
-
-static int as_uint(const gguf_file *f, const gguf_kv *kv, uint64_t max, const char *want, uint64_t *out, mf_error *e)
-{
-    uint64_t v;
-    if (scalar_as_u64(&kv->val, &v)) return wrong_type(f, kv, want, e);
-    if (v > max)
-        return mf_fail(e, "%s: key %s: expected at most %" PRIu64 ", found %" PRIu64, fname(f), kv->key, max, v);
-    *out = v;
-    return 0;
-}
-
-int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out, mf_error *e)
-{
-    const gguf_kv *kv;
-    uint64_t v;
-    if (need_key(f, key, &kv, e) || as_uint(f, kv, UINT32_MAX, "an unsigned 32-bit integer", &v, e)) return -1;
-    *out = (uint32_t)v;
-    return 0;
-}
-
-int gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out, mf_error *e)
-{
-    const gguf_kv *kv;
-    return need_key(f, key, &kv, e) || as_uint(f, kv, UINT64_MAX, "an unsigned integer", out, e) ? -1 : 0;
-}
-
-int gguf_get_i32(const gguf_file *f, const char *key, int32_t *out, mf_error *e)
-{
-    const gguf_kv *kv;
-    if (need_key(f, key, &kv, e)) return -1;
-    int64_t v;
-    switch (kv->val.type) {
-    case GGUF_INT8: case GGUF_INT16: case GGUF_INT32: case GGUF_INT64: v = kv->val.v.i; break;
-    case GGUF_UINT8: case GGUF_UINT16: case GGUF_UINT32: case GGUF_UINT64:
-        v = kv->val.v.u > INT64_MAX ? INT64_MAX : (int64_t)kv->val.v.u; break;
-    default: return wrong_type(f, kv, "an integer", e);
-    }
-    if (v < INT32_MIN || v > INT32_MAX)
-        return mf_fail(e, "%s: key %s: %" PRId64 " does not fit in 32 bits", fname(f), key, v);
-    *out = (int32_t)v;
-    return 0;
-}
-
-int gguf_get_f32(const gguf_file *f, const char *key, float *out, mf_error *e)
-{
-    const gguf_kv *kv;
-    if (need_key(f, key, &kv, e)) return -1;
-    if (kv->val.type != GGUF_FLOAT32 && kv->val.type != GGUF_FLOAT64) return wrong_type(f, kv, "FLOAT32", e);
-    *out = (float)kv->val.v.f;
-    return 0;
-}
-
-int gguf_get_bool(const gguf_file *f, const char *key, bool *out, mf_error *e)
-{
-    const gguf_kv *kv;
-    if (need_key(f, key, &kv, e)) return -1;
-    if (kv->val.type != GGUF_BOOL) return wrong_type(f, kv, "BOOL", e);
-    *out = kv->val.v.u != 0;
-    return 0;
-}
-
-int gguf_get_str(const gguf_file *f, const char *key, const char **out, mf_error *e)
-{
-    const gguf_kv *kv;
-    if (need_key(f, key, &kv, e)) return -1;
-    if (kv->val.type != GGUF_STRING) return wrong_type(f, kv, "STRING", e);
-    char *s = arena_strdup(&((gguf_file *)f)->arena, kv->val.v.s.p, kv->val.v.s.n);
-    if (!s) return mf_fail(e, "out of memory");
-    *out = s;
-    return 0;
-}
-
-int gguf_get_arr(const gguf_file *f, const char *key, gguf_vtype etype, const gguf_value **out, mf_error *e)
-{
-    const gguf_kv *kv;
-    if (need_key(f, key, &kv, e)) return -1;
-    if (kv->val.type != GGUF_ARRAY || kv->val.v.arr.etype != etype) {
-        char want[64];
-        snprintf(want, sizeof want, "ARRAY[%s]", gguf_vtype_name(etype));
-        if (kv->val.type == GGUF_ARRAY)
-            return mf_fail(e, "%s at byte %" PRIu64 ": key %s: expected %s, found ARRAY[%s]", fname(f), kv->offset, key,
-                           want, gguf_vtype_name(kv->val.v.arr.etype));
-        return wrong_type(f, kv, want, e);
-    }
-    *out = &kv->val;
-    return 0;
-}
-
-int gguf_opt_u32(const gguf_file *f, const char *key, uint32_t def, uint32_t *out, mf_error *e)
-{
-    if (!gguf_find(f, key)) { *out = def; return 0; }
-    return gguf_get_u32(f, key, out, e);
-}
-
-int gguf_opt_f32(const gguf_file *f, const char *key, float def, float *out, mf_error *e)
-{
-    if (!gguf_find(f, key)) { *out = def; return 0; }
-    return gguf_get_f32(f, key, out, e);
-}
-
-int gguf_opt_bool(const gguf_file *f, const char *key, bool def, bool *out, mf_error *e)
-{
-    if (!gguf_find(f, key)) { *out = def; return 0; }
-    return gguf_get_bool(f, key, out, e);
-}
-
-int64_t gguf_arr_int(const gguf_value *a, uint64_t i)
-{
-    gguf_value v;
-    scalar_from(&v, a->v.arr.etype, a->v.arr.raw + i * vtype_size[a->v.arr.etype]);
-    switch (v.type) {
-    case GGUF_INT8: case GGUF_INT16: case GGUF_INT32: case GGUF_INT64: return v.v.i;
-    case GGUF_FLOAT32: case GGUF_FLOAT64: return (int64_t)v.v.f;
-    default: return (int64_t)v.v.u;
-    }
-}
-
-double gguf_arr_float(const gguf_value *a, uint64_t i)
-{
-    gguf_value v;
-    scalar_from(&v, a->v.arr.etype, a->v.arr.raw + i * vtype_size[a->v.arr.etype]);
-    switch (v.type) {
-    case GGUF_INT8: case GGUF_INT16: case GGUF_INT32: case GGUF_INT64: return (double)v.v.i;
-    case GGUF_FLOAT32: case GGUF_FLOAT64: return v.v.f;
-    default: return (double)v.v.u;
-    }
-}
-
-const char *gguf_arch_key(char *buf, size_t n, const char *arch, const char *suffix)
-{
-    snprintf(buf, n, "%s.%s", arch, suffix);
-    return buf;
-}
