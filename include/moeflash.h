@@ -99,6 +99,99 @@ int32_t mf_sample(mf_sampler *s, const float *logits, const int32_t *prev, size_
 /* Remembers an accepted token (the penalty window). */
 void mf_sampler_accept(mf_sampler *s, int32_t token);
 
+/* ---- generation (src/engine/generate.c) ---- */
+
+/* A generator is the loop prompt tokens -> sampled tokens -> text on one
+ * session that it keeps between calls: it remembers which tokens the
+ * session holds, so a later prompt that starts with them (the next turn of
+ * a chat, re-rendered whole) evaluates only what is new. Text reaches the
+ * caller through a callback as it becomes safe to print: whole UTF-8
+ * characters, stop strings never printed, not even in part. Buffers are
+ * allocated in mf_gen_new and at the start of mf_gen_run, never per token. */
+typedef struct mf_gen mf_gen;
+typedef struct mf_vocab mf_vocab;                 /* the tokenizer section */
+typedef struct mf_chat_template mf_chat_template; /* the chat templates section */
+
+typedef enum mf_finish {
+    MF_FINISH_LENGTH = 0,    /* max_tokens generated */
+    MF_FINISH_EOG,           /* an end-of-generation token (not printed) */
+    MF_FINISH_STOP,          /* a stop string (not printed) */
+    MF_FINISH_CTX,           /* the context is full */
+    MF_FINISH_CANCEL,        /* a callback returned nonzero */
+} mf_finish;
+
+/* "length", "eog", "stop", "ctx", "cancel". */
+const char *mf_finish_name(mf_finish f);
+
+typedef struct mf_gen_params {
+    long max_tokens;              /* tokens to sample; < 0: until EOG, a stop string or a full context */
+    const char *const *stop;      /* n_stop stop strings (NUL-terminated, non-empty) */
+    size_t n_stop;
+    bool special;                 /* print control tokens' text (hidden by default) */
+    bool echo_prompt;             /* first print the text of the whole prompt (what
+                                     llama.cpp's examples print); else only new text */
+    uint32_t n_batch;             /* prompt tokens per mf_eval call; 0: all at once */
+    /* Text as it becomes safe to print; nonzero return: stop (MF_FINISH_CANCEL). */
+    int (*on_text)(void *user, const char *text, size_t len);
+    /* Prompt evaluation progress, after each batch; nonzero return: stop. */
+    int (*on_prefill)(void *user, size_t done, size_t total);
+    /* Checked before each token and batch (e.g. reads a SIGINT flag);
+     * nonzero: stop. */
+    int (*cancel)(void *user);
+    void *user;                   /* passed to the callbacks */
+} mf_gen_params;
+
+typedef struct mf_gen_result {
+    mf_finish finish;
+    size_t n_reused;              /* prompt tokens the session already held */
+    size_t n_prompt_eval;         /* prompt tokens evaluated by this call */
+    size_t n_generated;           /* tokens sampled (an EOG token included) */
+    double prefill_s, decode_s;
+} mf_gen_result;
+
+void mf_gen_params_default(mf_gen_params *p);   /* no limit, no stop, no callbacks */
+
+/* A generator with a new session of n_ctx positions (0: the model's
+ * training context) and a sampler made from sp (NULL: defaults). Needs
+ * the model's vocabulary (an error when the GGUF has none). */
+mf_gen *mf_gen_new(mf_model *m, uint32_t n_ctx, const mf_sampler_params *sp, mf_error *e);
+void mf_gen_free(mf_gen *g);
+/* The generator's session, to read (n_past, logits); evaluate through
+ * mf_gen_run only, or the generator loses track of what it holds. */
+mf_session *mf_gen_session(mf_gen *g);
+/* The tokens whose positions the session holds (mf_session_n_past of them). */
+const int32_t *mf_gen_tokens(const mf_gen *g, size_t *n);
+/* Forgets every position (a new conversation). */
+int mf_gen_reset(mf_gen *g, mf_error *e);
+
+/* Makes the session hold prompt[0..n) and generates from there. The
+ * longest common prefix with the tokens already held is kept (at most
+ * n - 1: the last prompt token is evaluated again for its logits); the
+ * session is truncated to it, or to 0 for architectures whose recurrent
+ * state cannot be truncated partway. Returns 0 with r filled (finish
+ * reason, counts), or -1 with e set; p NULL: the defaults. Either way
+ * mf_gen_tokens stays the truth about the session. The last sampled token
+ * is not evaluated; a following call evaluates it as part of its prompt
+ * if needed. */
+int mf_gen_run(mf_gen *g, const int32_t *prompt, size_t n, const mf_gen_params *p, mf_gen_result *r, mf_error *e);
+
+/* A chat message for mf_chat_tokenize. */
+typedef struct mf_chat_msg {
+    const char *role;             /* "system", "user", "assistant", "tool" */
+    const char *content;
+} mf_chat_msg;
+
+/* Renders msgs with the template (add_generation_prompt true;
+ * enable_thinking < 0: not set, else false/true) and tokenizes the text
+ * with special tokens parsed; BOS is prepended when the vocabulary wants it
+ * and the text does not already begin with it. Bytes of a content that
+ * are not UTF-8 become U+FFFD (a reply may hold any bytes; JSON may not).
+ * *ids and *text (text may be NULL) are malloc'd. */
+int mf_chat_tokenize(const mf_chat_template *t, const mf_vocab *v, const mf_chat_msg *msgs, size_t n_msgs,
+                     int enable_thinking, int32_t **ids, size_t *n_ids, char **text, mf_error *e);
+
+/* ---- end generation ---- */
+
 /* ---- statistics ---- */
 
 typedef struct mf_stats {

@@ -9,7 +9,8 @@
 static const struct { const char *name; int (*fn)(int, char **); const char *help; } commands[] = {
     { "inspect", cmd_inspect, "inspect MODEL                 architecture, hyperparameters, tensors, memory plan" },
     { "eval", cmd_eval, "eval MODEL --tokens \"ids\" --logits-out FILE   float32 logits of every position" },
-    { "run", cmd_run, "run MODEL --tokens \"ids\" -n N [--temp 0] --print-ids   generate" },
+    { "run", cmd_run, "run MODEL -p TEXT [-n N] [--chat] | --tokens \"ids\" --print-ids   generate" },
+    { "chat", cmd_chat, "chat MODEL [--system TEXT]    interactive multi-turn chat" },
     { "demo", cmd_demo, "demo [--model PATH]           self-contained streaming demonstration" },
     { "bench", cmd_bench, "bench MODEL | --synthetic SHAPE   decode speed against disk and memory rooflines" },
     { "tokenize", cmd_tokenize, "tokenize MODEL -p TEXT | -f FILE [--json]   token ids of a text" },

@@ -23,7 +23,7 @@ const char *arch_supported(void) { return "qwen3moe gpt-oss glm4moe deepseek2 ll
 
 int arch_open_store(arch_ctx *ctx, uint32_t n_layer, uint32_t n_expert, uint32_t n_used, mf_error *e)
 {
-    store_params p = { ctx->cache_bytes, ctx->io, ctx->io_threads, ctx->policy };
+    store_params p = { .cache_bytes = ctx->cache_bytes, .io = ctx->io, .io_threads = ctx->io_threads, .policy = ctx->policy };
     ctx->store = store_open(ctx->f, n_layer, n_expert, n_used, &p, e);
     return ctx->store ? 0 : -1;
 }
