@@ -100,10 +100,27 @@ int mf_inspect(const char *path, FILE *out, mf_error *e)
     human(b1, sizeof b1, plan.total_bytes);
     fprintf(out, "  total tensor bytes:      %" PRIu64 " (%s)\n", plan.total_bytes, b1);
     human(b1, sizeof b1, plan.resident_bytes);
-    fprintf(out, "  resident (non-expert):   %" PRIu64 " (%s)\n", plan.resident_bytes, b1);
+    fprintf(out, "  resident (non-expert):   %" PRIu64 " (%s), %.2f bits per weight\n", plan.resident_bytes, b1,
+            plan.resident_elems ? 8.0 * (double)plan.resident_bytes / (double)plan.resident_elems : 0.0);
     human(b1, sizeof b1, plan.expert_bytes);
-    fprintf(out, "  routed experts:          %" PRIu64 " (%s) in %u MoE layers x %u experts, %u used per token\n",
-            plan.expert_bytes, b1, plan.n_moe_layers, plan.n_expert, plan.n_expert_used);
+    fprintf(out, "  routed experts:          %" PRIu64 " (%s) in %u MoE layers x %u experts, %u used per token, "
+                 "%.2f bits per weight\n",
+            plan.expert_bytes, b1, plan.n_moe_layers, plan.n_expert, plan.n_expert_used,
+            plan.expert_elems ? 8.0 * (double)plan.expert_bytes / (double)plan.expert_elems : 0.0);
+    /* per type, so mixed files show what their experts are made of */
+    uint64_t type_bytes[MF_TYPE_COUNT] = { 0 }, type_elems[MF_TYPE_COUNT] = { 0 };
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const char *rest;
+        const gguf_tensor *t = &f->tensors[i];
+        if (plan_tensor_layer(t->name, &rest) >= 0 && plan_is_expert_tensor(rest) && t->type < MF_TYPE_COUNT) {
+            type_bytes[t->type] += t->nbytes;
+            type_elems[t->type] += t->nelem;
+        }
+    }
+    for (int ty = 0; ty < MF_TYPE_COUNT; ty++)
+        if (type_bytes[ty])
+            fprintf(out, "    experts in %-8s %14" PRIu64 " bytes, %5.2f bits per weight\n", quant_type((uint32_t)ty)->name,
+                    type_bytes[ty], 8.0 * (double)type_bytes[ty] / (double)type_elems[ty]);
     if (plan.n_moe_layers) {
         fprintf(out, "  one expert, per layer:  ");
         for (uint32_t l = 0; l < plan.n_layer; l++)

@@ -48,9 +48,11 @@ int plan_compute(const gguf_file *f, mf_plan *p, mf_error *e)
         int l = plan_tensor_layer(t->name, &rest);
         if (l >= 0 && plan_is_expert_tensor(rest) && p->n_expert && (uint32_t)l < blocks) {
             p->expert_bytes += t->nbytes;
+            p->expert_elems += t->nelem;
             if ((uint32_t)l < p->n_layer) p->expert_bytes_layer[l] += t->nbytes / p->n_expert;
         } else if (l < 0 || (uint32_t)l < p->n_layer) {
             p->resident_bytes += t->nbytes;
+            p->resident_elems += t->nelem;
         } else {
             p->expert_bytes += 0; /* next-token-prediction block: not run, not resident */
         }

@@ -13,6 +13,7 @@ typedef struct mf_plan {
     uint64_t total_bytes;
     uint64_t resident_bytes;    /* everything but routed experts */
     uint64_t expert_bytes;      /* all routed experts */
+    uint64_t resident_elems, expert_elems;  /* weights, for bits per weight */
     uint64_t *expert_bytes_layer;  /* bytes of one expert of layer l (0: dense layer) */
     uint64_t max_expert_bytes;
     uint64_t miss_bytes_per_token; /* sum over layers of K x one expert */
