@@ -1,54 +1,105 @@
-/* ops.c — scalar float blocks and the pool dispatch of matvec. The dot
- * kernels come from the type table (quant/), so SIMD work replaces them
- * there without touching this file. */
+/* ops.c — scalar float blocks and the pool dispatch of matvec.
+ *
+ * A matvec quantizes its input once, before the dispatch, into the
+ * activation type each weight's kernel asks for (quant/kernels.h: Q8_0 or
+ * Q8_K blocks; float weights take x as it is), in the pool's scratch
+ * buffer, so nothing is allocated per call; every thread then reads the
+ * same quantized x. Rows are split over the threads by bytes of weight, so
+ * q/k/v or experts of different types still get even shares, and a row is
+ * always computed whole by one kernel: results do not depend on the thread
+ * count. Without a pool, or for an input too large for the scratch, the
+ * float reference kernels run on the float x instead (slower, and the
+ * numbers of the float path). */
 #include "models/ops.h"
+#include "quant/kernels.h"
 #include "quant/quant.h"
 
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
-/* Below this many rows a matvec runs on the caller alone: waking the pool
- * costs more than it saves. */
-#define OP_PAR_MIN_ROWS 64
+/* Below this many bytes of weights a matvec runs on the caller alone:
+ * waking the pool costs more than it saves. */
+#define OP_PAR_MIN_BYTES (32u << 10)
 
 typedef struct mv_job {
     int n;
     const mf_weight *const *w;
-    const float *x;
     float *const *y;
-    uint64_t total;   /* rows over all weights */
+    const quant_kernel_set *ks;   /* NULL: float reference kernels */
+    const void *act[MF_TYPE_COUNT]; /* by activation type; [F32] is x */
+    uint64_t total;               /* bytes over all weights */
 } mv_job;
 
-static void mv_rows(const mf_weight *w, const float *x, float *y, uint64_t r0, uint64_t r1)
+static void mv_rows(const mv_job *j, int i, uint64_t r0, uint64_t r1)
 {
-    quant_dot_fn dot = quant_type(w->type)->dot;
+    const mf_weight *w = j->w[i];
     const uint8_t *row = (const uint8_t *)w->data + r0 * w->row_bytes;
-    for (uint64_t r = r0; r < r1; r++, row += w->row_bytes) y[r] = dot(row, x, w->ne[0]);
+    float *y = j->y[i];
+    const size_t ne0 = (size_t)w->ne[0];
+    if (!j->ks) {
+        quant_dot_fn dot = quant_type(w->type)->dot;
+        const float *x = j->act[MF_TYPE_F32];
+        for (uint64_t r = r0; r < r1; r++, row += w->row_bytes) y[r] = dot(row, x, ne0);
+        return;
+    }
+    const quant_kernel *k = &j->ks->k[w->type];
+    const void *act = j->act[k->act_type];
+    quant_vec_dot_fn dot = k->vec_dot;
+    for (uint64_t r = r0; r < r1; r++, row += w->row_bytes) y[r] = dot(row, act, ne0);
 }
 
+/* Thread ith takes the rows whose first byte lies in its share of the
+ * bytes of all weights. */
 static void mv_task(void *ctx, int ith, int nth)
 {
-    mv_job *j = ctx;
+    const mv_job *j = ctx;
     size_t lo, hi;
-    pool_split(j->total, 16, ith, nth, &lo, &hi);
+    pool_split(j->total, 1, ith, nth, &lo, &hi);
     uint64_t base = 0;
     for (int i = 0; i < j->n; i++) {
-        uint64_t rows = j->w[i]->ne[1];
-        uint64_t a = lo > base ? lo - base : 0, b = hi - base < rows ? hi - base : rows;
-        if (hi > base && a < rows && a < b) mv_rows(j->w[i], j->x, j->y[i], a, b);
-        base += rows;
+        const uint64_t rb = j->w[i]->row_bytes, rows = j->w[i]->ne[1];
+        const uint64_t end = base + rows * rb;
+        if (hi > base && lo < end) {
+            uint64_t a = lo > base ? (lo - base + rb - 1) / rb : 0;
+            uint64_t b = (hi - base + rb - 1) / rb;
+            if (b > rows) b = rows;
+            if (a < b) mv_rows(j, i, a, b);
+        }
+        base = end;
     }
 }
 
 void op_matvec_multi(mf_pool *pool, int n, const mf_weight *const *w, const float *x, float *const *y)
 {
-    mv_job j = { n, w, x, y, 0 };
-    for (int i = 0; i < n; i++) j.total += w[i]->ne[1];
-    if (j.total < OP_PAR_MIN_ROWS || pool_threads(pool) == 1) {
-        for (int i = 0; i < n; i++) mv_rows(w[i], x, y[i], 0, w[i]->ne[1]);
-        return;
+    mv_job j = { .n = n, .w = w, .y = y };
+    j.act[MF_TYPE_F32] = x;
+    const quant_kernel_set *ks = quant_kernels();
+    const size_t ne0 = n > 0 ? (size_t)w[0]->ne[0] : 0;
+    size_t need[MF_TYPE_COUNT] = { 0 };
+    for (int i = 0; i < n; i++) {
+        assert(w[i]->ne[0] == ne0 && "weights of one matvec share their input");
+        j.total += w[i]->ne[1] * w[i]->row_bytes;
+        const uint32_t at = ks->k[w[i]->type].act_type;
+        need[at] = quant_act_bytes(at, ne0);
     }
-    pool_run(pool, mv_task, &j);
+    /* The quantized inputs, one per activation type in use, 64-byte aligned. */
+    size_t cap = 0, used = 0;
+    uint8_t *scratch = pool_scratch(pool, &cap);
+    for (uint32_t at = 0; at < MF_TYPE_COUNT; at++) used += (need[at] + 63) & ~(size_t)63;
+    if (used && used <= cap) {
+        for (uint32_t at = 0; at < MF_TYPE_COUNT; at++) {
+            if (!need[at]) continue;
+            ks->act[at](x, scratch, ne0);
+            j.act[at] = scratch;
+            scratch += (need[at] + 63) & ~(size_t)63;
+        }
+        j.ks = ks;
+    } else {
+        j.ks = used ? NULL : ks; /* all-float weights need no scratch */
+    }
+    if (j.total < OP_PAR_MIN_BYTES || pool_threads(pool) == 1) mv_task(&j, 0, 1);
+    else pool_run(pool, mv_task, &j);
 }
 
 void op_matvec(mf_pool *pool, const mf_weight *w, const float *x, float *y)

@@ -1,9 +1,11 @@
 /* ops.h — the shared numeric blocks of every architecture: matrix-vector
  * products over quantized weights (split over the thread pool by rows),
  * RMSNorm, RoPE, softmax, SiLU, and single-query attention over a KV cache.
- * Activations are float; each weight row is dotted with the float
- * activations by the type's kernel, so a row's result does not depend on
- * which thread computed it (logits are identical for any thread count). */
+ * Activations are float between ops. A matvec quantizes its input once to
+ * the 8-bit blocks its weights' kernels take (quant/kernels.h; float weights
+ * keep float x) and dots every row with them; a row is computed whole by one
+ * thread, so its result does not depend on which thread computed it (logits
+ * are identical for any thread count). */
 #ifndef MF_OPS_H
 #define MF_OPS_H
 
@@ -14,9 +16,12 @@
 #include <stdint.h>
 
 /* y[r] = dot(row r of w, x) for r in [0, ne[1]); w->data may be any
- * pointer with w's layout (a mapped tensor or an expert slot). */
+ * pointer with w's layout (a mapped tensor or an expert slot). The
+ * quantized x lives in the pool's scratch (pool_scratch): with a NULL pool
+ * the float reference kernels run instead. Nothing is allocated. */
 void op_matvec(mf_pool *pool, const mf_weight *w, const float *x, float *y);
-/* The same, for several weights sharing one input (q, k, v: one dispatch). */
+/* The same, for several weights sharing one input (q, k, v: one dispatch);
+ * all have the same ne[0]. */
 void op_matvec_multi(mf_pool *pool, int n, const mf_weight *const *w, const float *x, float *const *y);
 
 /* Row `id` of an embedding table, dequantized. */

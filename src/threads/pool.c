@@ -1,7 +1,11 @@
 /* pool.c — a fork-join pool: one job at a time, published through a
  * generation counter. Workers spin on the counter for a short while after
  * each job (the next matvec of a decode step follows within microseconds)
- * and then sleep on a condition variable, so an idle engine uses no CPU. */
+ * and then sleep on a condition variable, so an idle engine uses no CPU.
+ * The counters the caller writes and the one the workers write sit on
+ * cache lines of their own, so a spinning worker does not slow the
+ * caller's stores (or the other way round). The scratch buffer is
+ * allocated here, once, so a matvec never allocates. */
 #include "threads/pool.h"
 
 #include <pthread.h>
@@ -9,24 +13,43 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
+/* Pauses a worker spins for the next job before it sleeps (~0.5 ms), and
+ * the caller for the last worker before it yields its core. With more
+ * threads than cores spinning only steals the core from the thread that
+ * has the work: then both give up almost at once. */
 #define POOL_SPIN 20000
+#define POOL_SPIN_OVERSUBSCRIBED 64
 
 struct mf_pool {
     int n;
     pthread_t *th;
     pthread_mutex_t mu;
     pthread_cond_t wake;
-    atomic_uint gen;        /* bumped once per job */
-    atomic_int pending;     /* workers still running the current job */
+    void *scratch;
+    int spin;               /* POOL_SPIN, or less when oversubscribed */
+    /* written by the caller once per job */
+    _Alignas(64) atomic_uint gen;   /* bumped once per job */
     atomic_int sleepers;
     atomic_bool stop;
     pool_fn fn;
     void *ctx;
+    /* written by the workers */
+    _Alignas(64) atomic_int pending; /* workers still running the current job */
 };
 
 typedef struct { mf_pool *p; int ith; } worker_arg;
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
 
 static void *worker(void *arg)
 {
@@ -39,10 +62,11 @@ static void *worker(void *arg)
         unsigned g;
         int spins = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->stop)) {
-            if (++spins < POOL_SPIN) {
-#if defined(__x86_64__) || defined(__i386__)
-                __builtin_ia32_pause();
-#endif
+            if (++spins < p->spin) {
+                /* let a runnable thread have the core now and then: the
+                 * caller, when the machine has more threads than cores */
+                if (spins % 256 == 0) sched_yield();
+                else cpu_relax();
                 continue;
             }
             pthread_mutex_lock(&p->mu);
@@ -69,13 +93,17 @@ mf_pool *pool_new(int n_threads)
 {
     if (n_threads <= 0) n_threads = pool_cpu_count();
     if (n_threads > 256) n_threads = 256;
-    mf_pool *p = calloc(1, sizeof *p);
+    mf_pool *p = aligned_alloc(64, sizeof *p);
     if (!p) return NULL;
+    memset(p, 0, sizeof *p);
+    p->scratch = aligned_alloc(64, POOL_SCRATCH_BYTES);
+    if (!p->scratch) { free(p); return NULL; }
     p->n = n_threads;
+    p->spin = n_threads > pool_cpu_count() ? POOL_SPIN_OVERSUBSCRIBED : POOL_SPIN;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     p->th = calloc((size_t)n_threads, sizeof *p->th);
-    if (!p->th) { free(p); return NULL; }
+    if (!p->th) { free(p->scratch); free(p); return NULL; }
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = malloc(sizeof *wa);
         if (!wa) { p->n = i; break; }
@@ -97,7 +125,14 @@ void pool_free(mf_pool *p)
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     free(p->th);
+    free(p->scratch);
     free(p);
+}
+
+void *pool_scratch(mf_pool *p, size_t *bytes)
+{
+    *bytes = p ? POOL_SCRATCH_BYTES : 0;
+    return p ? p->scratch : NULL;
 }
 
 int pool_threads(const mf_pool *p) { return p ? p->n : 1; }
@@ -115,12 +150,9 @@ void pool_run(mf_pool *p, pool_fn fn, void *ctx)
         pthread_mutex_unlock(&p->mu);
     }
     fn(ctx, 0, p->n);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#else
-        sched_yield();
-#endif
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < p->spin) cpu_relax();
+        else sched_yield();
     }
 }
 

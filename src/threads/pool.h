@@ -6,6 +6,9 @@
  * place in the output and results do not depend on the thread count.
  * Workers spin briefly between jobs (decode issues many small jobs) and then
  * sleep. Nothing here blocks on I/O and nothing allocates per job.
+ *
+ * One job at a time: a pool serves one calling thread (a session's), never
+ * two at once.
  */
 #ifndef MF_POOL_H
 #define MF_POOL_H
@@ -19,6 +22,13 @@ mf_pool *pool_new(int n_threads);   /* n_threads <= 0: number of cores */
 void pool_free(mf_pool *p);
 int pool_threads(const mf_pool *p);
 void pool_run(mf_pool *p, pool_fn fn, void *ctx);
+
+/* The input a job shares among its threads (ops.c: a matvec's quantized
+ * activations): a 64-byte aligned buffer of *bytes bytes (POOL_SCRATCH_BYTES)
+ * allocated with the pool. The thread that calls pool_run fills it before
+ * the call; workers only read it. NULL (and *bytes 0) for a NULL pool. */
+#define POOL_SCRATCH_BYTES ((size_t)1 << 20)
+void *pool_scratch(mf_pool *p, size_t *bytes);
 
 /* The [*lo, *hi) share of n items for thread ith of nth, in blocks of
  * `align` items (the last share takes the remainder). */

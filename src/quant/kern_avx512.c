@@ -1,0 +1,267 @@
+/* kern_avx512.c — AVX-512 kernels with VNNI. Compiled with -mavx512f
+ * -mavx512bw -mavx512vl -mavx512dq -mavx512vnni (and AVX2, FMA, F16C);
+ * called only when CPUID and XGETBV say the CPU and the OS have them
+ * (kernels.c).
+ *
+ * VNNI adds products into int32 lanes without saturation: vpdpbusd (four
+ * u8 * s8) for q6_K's unsigned levels and the sign-trick blocks of q8_0,
+ * q4_0, ...; vpdpwssd (two s16 * s16) applies a K-quant sub-block scale to
+ * the pair sums of vpmaddubsw in the same instruction. In q6_K a lane of 4
+ * products is at most 4 * 63 * 127 < 2^15, so its sub-block scale is
+ * applied with vpmaddwd against (scale, 0) int16 pairs, exact. Vector width
+ * is chosen per format by what measured faster on Zen 4, which splits
+ * 512-bit operations in two: q4_K/q5_K use 256-bit vectors (no shuffles to
+ * pair levels with activations), q6_K and the float types 512-bit ones.
+ * As in kern_avx2.c, the integer sums of each block are reduced exactly and
+ * the float steps are the scalar specification's, so integer results are
+ * equal bit for bit to kern_scalar.c; f32/f16/bf16 use 16-wide FMA
+ * accumulators (stated tolerance, tests/test_kernels.c).
+ */
+#include "quant/kern_x86.h"
+
+KERN_NO_FP_CONTRACT
+
+static inline __m512i load64(const void *p) { return _mm512_loadu_si512(p); }
+
+/* ---- activations (equal to kern_scalar.c bit for bit) ---- */
+
+static void act_q8_0(const float *x, void *dst, size_t n)
+{
+    block_q8_0 *y = dst;
+    for (size_t i = 0; i < n / QK8_0; i++, x += QK8_0) {
+        const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        y[i].d = quant_f32_to_fp16(d);
+        const __m512 mul = _mm512_set1_ps(id);
+        const __m512i i0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, mul), KERN_RNE);
+        const __m512i i1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, mul), KERN_RNE);
+        _mm_storeu_si128((__m128i *)y[i].qs, _mm512_cvtsepi32_epi8(i0));
+        _mm_storeu_si128((__m128i *)(y[i].qs + 16), _mm512_cvtsepi32_epi8(i1));
+    }
+}
+
+static void act_q8_K(const float *x, void *dst, size_t n)
+{
+    block_q8_K *y = dst;
+    for (size_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        __m512 m = _mm512_setzero_ps();
+        for (int j = 0; j < QK_K; j += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + j)));
+        const float amax = _mm512_reduce_max_ps(m);
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        const float iscale = 127.0f / amax;
+        const __m512 mul = _mm512_set1_ps(iscale);
+        for (int j = 0; j < QK_K; j += 16) {
+            /* |q| <= 127: the saturating narrowing is the scalar min(127, q) */
+            const __m512i q = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + j), mul), KERN_RNE);
+            _mm_storeu_si128((__m128i *)(y[i].qs + j), _mm512_cvtsepi32_epi8(q));
+            y[i].bsums[j / 16] = (int16_t)_mm512_reduce_add_epi32(q);
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+/* ---- 32-value blocks: the AVX2 loop with a VNNI block product ---- */
+
+static inline __m256i dot_i8_vnni(__m256i w, __m256i a)
+{
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+}
+
+BLOCK32_DOT(dot_q8_0, block_q8_0, lv_q8_0, DW_FP16, dot_i8_vnni)
+BLOCK32_DOT(dot_q4_0, block_q4_0, lv_q4_0, DW_FP16, dot_i8_vnni)
+BLOCK32_DOT(dot_q5_0, block_q5_0, lv_q5_0, DW_FP16, dot_i8_vnni)
+BLOCK32_DOT(dot_iq4_nl, block_iq4_nl, lv_iq4_nl, DW_FP16, dot_i8_vnni)
+BLOCK32_DOT(dot_mxfp4, block_mxfp4, lv_mxfp4, DW_E8M0, dot_i8_vnni)
+
+/* ---- K-quants ----
+ *
+ * Superblocks go four at a time: each yields its integer sums in a vector,
+ * the four vectors are reduced together (reduce4), and the float steps of
+ * the specification run on the four as one __m128 (lane k = superblock
+ * b + k, so lane k is the scalar acc[k]); missing superblocks of the last
+ * group are zeros, and adding +0 leaves a partial sum unchanged. */
+
+/* [sum v0, sum v1, sum v2, sum v3] */
+static inline __m128i reduce4(__m512i v0, __m512i v1, __m512i v2, __m512i v3)
+{
+    const __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(v0, v1), _mm512_unpackhi_epi32(v0, v1));
+    const __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(v2, v3), _mm512_unpackhi_epi32(v2, v3));
+    const __m512i s = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+    const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/* One q4_K/q5_K superblock (qh NULL for q4_K): the int32 lanes of
+ * sum_j sc_j * q.a, and in *mins the 4 int32 lanes of sum_j m_j * bsum_j.
+ * 256-bit vectors: 32 bytes of qs are one sub-block in the low nibbles and
+ * the next in the high ones, so the levels need no shuffles, and each
+ * sub-block's scale is a broadcast from memory (a load, not a shuffle) into
+ * vpdpwssd. On CPUs that split 512-bit operations in two (Zen 4) this is
+ * faster than 64-byte vectors. */
+KERN_INLINE __m256i k4_block(const uint8_t *qs, const uint8_t *qh, const uint8_t *scales, const block_q8_K *a,
+                             __m128i *mins)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m128i sm = k4_scales(scales);
+    const __m256i ms = _mm256_cvtepu8_epi16(sm);
+    int16_t sc[16];
+    _mm256_storeu_si256((__m256i *)sc, ms);
+    const __m256i bs = load32(a->bsums);
+    const __m128i q8s = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    *mins = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), q8s);
+    const __m256i hbits = qh ? load32(qh) : _mm256_setzero_si256();
+    const __m256i b4 = _mm256_set1_epi8(0x10);
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+    for (int j = 0; j < 4; j++) {
+        const __m256i q4 = load32(qs + 32 * j);
+        __m256i ql = _mm256_and_si256(q4, m4);
+        __m256i qu = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+        if (qh) { /* bit 2j, 2j+1 of qh[l] to bit 4 */
+            const __m256i hl = 2 * j <= 4 ? _mm256_slli_epi16(hbits, 4 - 2 * j) : _mm256_srli_epi16(hbits, 2 * j - 4);
+            const __m256i hu = 2 * j + 1 <= 4 ? _mm256_slli_epi16(hbits, 3 - 2 * j) : _mm256_srli_epi16(hbits, 2 * j - 3);
+            ql = _mm256_ternarylogic_epi32(ql, hl, b4, 0xf8);
+            qu = _mm256_ternarylogic_epi32(qu, hu, b4, 0xf8);
+        }
+        const __m256i pl = _mm256_maddubs_epi16(ql, load32(a->qs + 64 * j));
+        const __m256i pu = _mm256_maddubs_epi16(qu, load32(a->qs + 64 * j + 32));
+        s0 = _mm256_dpwssd_epi32(s0, pl, _mm256_set1_epi16(sc[2 * j]));
+        s1 = _mm256_dpwssd_epi32(s1, pu, _mm256_set1_epi16(sc[2 * j + 1]));
+    }
+    return _mm256_add_epi32(s0, s1);
+}
+
+#define K4_GROUP(name, wtype, QH)                                                                  \
+    KERN_INLINE __m128 name(const wtype *w, const block_q8_K *a, int cnt)                         \
+    {                                                                                          \
+        __m256i s[4];                                                                          \
+        __m128i m[4];                                                                          \
+        for (int k = 0; k < 4; k++) {                                                          \
+            if (k < cnt) {                                                                     \
+                s[k] = k4_block(w[k].qs, QH, w[k].scales, &a[k], &m[k]);                       \
+            } else {                                                                           \
+                s[k] = _mm256_setzero_si256();                                                 \
+                m[k] = _mm_setzero_si128();                                                    \
+            }                                                                                  \
+        }                                                                                      \
+        const __m128i isum = hsum4_i32x8(s[0], s[1], s[2], s[3]);                              \
+        const __m128i isum_m = _mm_hadd_epi32(_mm_hadd_epi32(m[0], m[1]), _mm_hadd_epi32(m[2], m[3])); \
+        const __m128 ad = ACTD4(a, cnt);                                                       \
+        __m128 dw, dmw;                                                                        \
+        K4_D_DMIN(w, cnt, &dw, &dmw);                                                          \
+        const __m128 d = _mm_mul_ps(ad, dw), dmin = _mm_mul_ps(ad, dmw);                       \
+        return _mm_sub_ps(_mm_mul_ps(d, _mm_cvtepi32_ps(isum)), _mm_mul_ps(dmin, _mm_cvtepi32_ps(isum_m))); \
+    }
+
+K4_GROUP(q4_K_group, block_q4_K, NULL)
+K4_GROUP(q5_K_group, block_q5_K, w[k].qh)
+
+K_DOT(dot_q4_K, block_q4_K, q4_K_group)
+K_DOT(dot_q5_K, block_q5_K, q5_K_group)
+
+/* v * s per int32 lane, for |v| < 2^15 and s_lanes = (scale, 0) int16 pairs. */
+static inline __m512i scale_lanes(__m512i v, __m512i s) { return _mm512_madd_epi16(v, s); }
+
+/* q6_K: levels 0..63 through vpdpbusd, minus 32 * sum_s sc_s * bsum_s. A
+ * 64-byte vector holds c = 0,1 (low nibbles of ql) or c = 2,3 (high
+ * nibbles) of one half: four sub-blocks of 16, four int32 lanes each. */
+KERN_INLINE __m512i q6_block(const block_q6_K *w, const block_q8_K *a)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3), lo16 = _mm512_set1_epi32(0xffff);
+    const __m512i sh_lo = _mm512_mask_blend_epi64(0xf0, _mm512_set1_epi16(0), _mm512_set1_epi16(2));
+    const __m512i sh_hi = _mm512_mask_blend_epi64(0xf0, _mm512_set1_epi16(4), _mm512_set1_epi16(6));
+    const __m512i quad = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)w->scales);
+    /* (scale, 0) int16 pairs: the sign-extended scale masked to 16 bits */
+    const __m512i sc32 = _mm512_and_si512(_mm512_cvtepi8_epi32(sc8), lo16);
+    const __m256i corr = _mm256_madd_epi16(load32(a->bsums), _mm256_cvtepi8_epi16(sc8));
+    __m512i sum = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5)));
+    sum = _mm512_zextsi256_si512(_mm512_castsi512_si256(sum));
+    for (int h = 0; h < 2; h++) {
+        const __m512i l = load64(w->ql + 64 * h);
+        const __m512i hz = _mm512_broadcast_i64x4(load32(w->qh + 32 * h));
+        const __m512i qa = _mm512_or_si512(_mm512_and_si512(l, m4),
+                                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hz, sh_lo), m2), 4));
+        const __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hz, sh_hi), m2), 4));
+        const __m512i pa = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qa, load64(a->qs + 128 * h));
+        const __m512i pb = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qb, load64(a->qs + 128 * h + 64));
+        const __m512i sa = _mm512_permutexvar_epi32(_mm512_add_epi32(quad, _mm512_set1_epi32(8 * h)), sc32);
+        const __m512i sb = _mm512_permutexvar_epi32(_mm512_add_epi32(quad, _mm512_set1_epi32(8 * h + 4)), sc32);
+        sum = _mm512_add_epi32(sum, _mm512_add_epi32(scale_lanes(pa, sa), scale_lanes(pb, sb)));
+    }
+    return sum;
+}
+
+KERN_INLINE __m128 q6_K_group(const block_q6_K *w, const block_q8_K *a, int cnt)
+{
+    __m512i s[4];
+    for (int k = 0; k < 4; k++) s[k] = k < cnt ? q6_block(&w[k], &a[k]) : _mm512_setzero_si512();
+    const __m128 d = _mm_mul_ps(ACTD4(a, cnt), FP16X4F(w, d, cnt));
+    return _mm_mul_ps(d, _mm_cvtepi32_ps(reduce4(s[0], s[1], s[2], s[3])));
+}
+
+K_DOT(dot_q6_K, block_q6_K, q6_K_group)
+
+K_DOT(dot_q2_K, block_q2_K, q2_K_group)
+K_DOT(dot_q3_K, block_q3_K, q3_K_group)
+K_DOT(dot_iq4_xs, block_iq4_xs, iq4_xs_group)
+
+/* ---- float activations ---- */
+
+#define FLOAT_DOT16(name, T, LOAD16, MLOAD16)                                                      \
+    static float name(const void *row, const void *act, size_t n)                              \
+    {                                                                                          \
+        const T *w = row;                                                                      \
+        const float *x = act;                                                                  \
+        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                            \
+        size_t i = 0;                                                                          \
+        for (; i + 64 <= n; i += 64) {                                                         \
+            s0 = _mm512_fmadd_ps(LOAD16(w + i), _mm512_loadu_ps(x + i), s0);                   \
+            s1 = _mm512_fmadd_ps(LOAD16(w + i + 16), _mm512_loadu_ps(x + i + 16), s1);         \
+            s2 = _mm512_fmadd_ps(LOAD16(w + i + 32), _mm512_loadu_ps(x + i + 32), s2);         \
+            s3 = _mm512_fmadd_ps(LOAD16(w + i + 48), _mm512_loadu_ps(x + i + 48), s3);         \
+        }                                                                                      \
+        for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(LOAD16(w + i), _mm512_loadu_ps(x + i), s0); \
+        if (i < n) {                                                                           \
+            const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                              \
+            s1 = _mm512_fmadd_ps(MLOAD16(m, w + i), _mm512_maskz_loadu_ps(m, x + i), s1);      \
+        }                                                                                      \
+        return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3))); \
+    }
+
+static inline __m512 ld_f32(const float *p) { return _mm512_loadu_ps(p); }
+static inline __m512 ldm_f32(__mmask16 m, const float *p) { return _mm512_maskz_loadu_ps(m, p); }
+static inline __m512 ld_f16(const mf_fp16 *p) { return _mm512_cvtph_ps(load32(p)); }
+static inline __m512 ldm_f16(__mmask16 m, const mf_fp16 *p) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+static inline __m512 bf16_to_f32(__m256i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)); }
+static inline __m512 ld_bf16(const mf_bf16 *p) { return bf16_to_f32(load32(p)); }
+static inline __m512 ldm_bf16(__mmask16 m, const mf_bf16 *p) { return bf16_to_f32(_mm256_maskz_loadu_epi16(m, p)); }
+
+FLOAT_DOT16(dot_f32, float, ld_f32, ldm_f32)
+FLOAT_DOT16(dot_f16, mf_fp16, ld_f16, ldm_f16)
+FLOAT_DOT16(dot_bf16, mf_bf16, ld_bf16, ldm_bf16)
+
+void kern_fill_avx512(quant_kernel_set *s)
+{
+    s->k[MF_TYPE_F32].vec_dot = dot_f32;
+    s->k[MF_TYPE_F16].vec_dot = dot_f16;
+    s->k[MF_TYPE_BF16].vec_dot = dot_bf16;
+    s->k[MF_TYPE_Q8_0].vec_dot = dot_q8_0;
+    s->k[MF_TYPE_Q4_0].vec_dot = dot_q4_0;
+    s->k[MF_TYPE_Q5_0].vec_dot = dot_q5_0;
+    s->k[MF_TYPE_IQ4_NL].vec_dot = dot_iq4_nl;
+    s->k[MF_TYPE_MXFP4].vec_dot = dot_mxfp4;
+    s->k[MF_TYPE_Q4_K].vec_dot = dot_q4_K;
+    s->k[MF_TYPE_Q5_K].vec_dot = dot_q5_K;
+    s->k[MF_TYPE_Q6_K].vec_dot = dot_q6_K;
+    s->k[MF_TYPE_Q2_K].vec_dot = dot_q2_K;
+    s->k[MF_TYPE_Q3_K].vec_dot = dot_q3_K;
+    s->k[MF_TYPE_IQ4_XS].vec_dot = dot_iq4_xs;
+    s->act[MF_TYPE_Q8_0] = act_q8_0;
+    s->act[MF_TYPE_Q8_K] = act_q8_K;
+}
