@@ -192,6 +192,67 @@ int mf_chat_tokenize(const mf_chat_template *t, const mf_vocab *v, const mf_chat
 
 /* ---- end generation ---- */
 
+/* ---- replies: reasoning, content, tool calls (src/template/reply.c) ---- */
+
+/* A reply's text, as the streaming decoder gives it, split into the parts
+ * an OpenAI-style client (or a person) is shown. The split works on the
+ * decoded text: markers are recognised whether they were special tokens
+ * printed as text or plain text pieces. */
+typedef enum mf_reply_format {
+    MF_REPLY_AUTO = 0,    /* harmony when the reply opens with <|channel|> or <|start|>, else tags */
+    MF_REPLY_PLAIN,       /* no parsing: all content */
+    MF_REPLY_TAGS,        /* <think>...</think> first (Qwen, DeepSeek, GLM-4.5); tool calls as
+                             <tool_call>{"name": N, "arguments": {...}}</tool_call> (Qwen) or
+                             <tool_call>N\n<arg_key>K</arg_key>\n<arg_value>V</arg_value>...</tool_call>
+                             (GLM-4.5: V raw for a string, JSON otherwise) */
+    MF_REPLY_HARMONY,     /* gpt-oss: <|channel|>analysis<|message|>...<|end|><|start|>assistant
+                             <|channel|>final<|message|>...<|return|>; a message with a recipient
+                             (commentary to=functions.N <|constrain|>json<|message|>{...}<|call|>)
+                             is a tool call */
+} mf_reply_format;
+
+const char *mf_reply_format_name(mf_reply_format f);  /* "auto", "plain", "tags", "harmony" */
+/* The format of a model's replies: arch (mf_model_info.arch; may be NULL)
+ * "gpt-oss", or text[0..len) (a chat template's source or a prompt rendered
+ * with it; may be NULL) holding "<|channel|>" or ending in
+ * "<|start|>assistant": HARMONY; otherwise TAGS (which covers glm4moe). */
+mf_reply_format mf_reply_format_detect(const char *arch, const char *text, size_t len);
+/* Whether a rendered prompt ends inside an open <think> block (the last
+ * <think> comes after the last </think>): the reply starts as reasoning. */
+bool mf_reply_prompt_opens_think(const char *prompt, size_t len);
+
+typedef enum mf_reply_part {
+    MF_REPLY_CONTENT,     /* text: the answer (harmony: final and commentary channels) */
+    MF_REPLY_REASONING,   /* text: <think> or harmony's analysis channel */
+    MF_REPLY_TOOL_CALL,   /* text: the function's name; args: its arguments as JSON text */
+} mf_reply_part;
+
+typedef struct mf_reply_params {
+    mf_reply_format format;
+    bool think_open;      /* TAGS/AUTO: the prompt opened <think>; the reply starts as reasoning */
+    bool tools;           /* parse tool calls; without, their text is content (harmony: by channel) */
+    /* Each part as soon as it is decided; runs of text may come in any
+     * number of pieces, a tool call comes whole. Nonzero return: stop
+     * (mf_reply_feed returns it). */
+    int (*emit)(void *user, mf_reply_part part, const char *text, size_t len, const char *args, size_t args_len);
+    void *user;
+} mf_reply_params;
+
+/* Zeroes p, then sets format (mf_reply_format_detect) and think_open from
+ * the model's architecture and the rendered prompt. */
+void mf_reply_params_init(mf_reply_params *p, const char *arch, const char *prompt, size_t len);
+
+typedef struct mf_reply mf_reply;
+mf_reply *mf_reply_new(const mf_reply_params *p, mf_error *e);
+/* Feeds decoded text (any cut); calls emit for what is decided. 0, the
+ * callback's nonzero value, or -1 out of memory. */
+int mf_reply_feed(mf_reply *r, const char *s, size_t n);
+/* End of the reply: everything held back is decided. */
+int mf_reply_finish(mf_reply *r);
+void mf_reply_free(mf_reply *r);
+
+/* ---- end replies ---- */
+
 /* ---- statistics ---- */
 
 typedef struct mf_stats {

@@ -6,7 +6,9 @@
  * official `openai` npm client (tests/server/openai_client.mjs), and the
  * binary itself. The random-weight model cannot be asked for a tool call,
  * so the server's test hook mf_test_reply makes it generate given text
- * token by token (through the model, the decoder and every filter). */
+ * token by token (through the model, the decoder and every filter); the
+ * golden gpt-oss and glm4moe models answer that way in harmony and in
+ * GLM-4.5's tool-call syntax. */
 #include "t.h"
 
 #if defined(MF_HAVE_MICROHTTPD) && defined(MF_HAVE_JANSSON)
@@ -612,6 +614,150 @@ TEST(server_kv_cache_reuse)
     CHECK(jeq(o, "choices.0.message.content", "The end."));
     json_decref(o); hc_free(&r);
     CHECK(metric(L.port, "moeflash_prompt_tokens_cached_total") >= (double)cached);
+    live_stop(&L);
+}
+
+/* ---- other chat formats: gpt-oss's harmony, GLM-4.5's tool calls ---- */
+
+/* live_start on another golden model (the reply format follows the text,
+ * so the model only has to be of the family). */
+static int live_start_model(live *L, const char *rel)
+{
+    signal(SIGPIPE, SIG_IGN);
+    memset(L, 0, sizeof *L);
+    srv_config sc;
+    srv_config_default(&sc);
+    sc.host = "127.0.0.1";
+    sc.model_path = t_shared(rel);
+    sc.test_hooks = true;
+    mf_model_params mp;
+    mf_model_params_default(&mp);
+    mp.n_threads = 2;
+    mf_error e;
+    if (!(L->m = mf_model_open(sc.model_path, &mp, &e))) { printf("  %s\n", e.msg); return -1; }
+    if (!(L->s = srv_start(L->m, &sc, &e))) { printf("  %s\n", e.msg); mf_model_close(L->m); return -1; }
+    L->port = srv_port(L->s);
+    return 0;
+}
+
+#define ASK(extra) "{\"messages\": [{\"role\": \"user\", \"content\": \"Weather in Paris?\"}]" extra "}"
+#define HARMONY_CALL "<|channel|>analysis<|message|>User wants the weather. Use get_weather.<|end|>" \
+                     "<|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json" \
+                     "<|message|>{\\\"city\\\":\\\"Paris\\\"}<|call|>"
+#define HARMONY_FINAL "<|channel|>analysis<|message|>Simple question.<|end|>" \
+                      "<|start|>assistant<|channel|>final<|message|>It is sunny in Paris.<|return|>"
+#define GLM_CALL "\\n<think>The user wants the weather.</think>\\nLet me check.\\n<tool_call>get_weather\\n" \
+                 "<arg_key>city</arg_key>\\n<arg_value>Paris</arg_value>\\n<arg_key>days</arg_key>\\n" \
+                 "<arg_value>2</arg_value>\\n</tool_call>"
+
+/* The message of a non-streaming reply, and the same reply streamed
+ * folded back into one: reasoning, content, the tool calls as
+ * "name args;" and the finish reason. */
+typedef struct folded { char reasoning[512], content[512], calls[512], finish[32]; } folded;
+
+static void fold_message(json_t *o, folded *f)
+{
+    memset(f, 0, sizeof *f);
+    const char *s;
+    if ((s = jstr(o, "choices.0.message.reasoning_content"))) snprintf(f->reasoning, sizeof f->reasoning, "%s", s);
+    if ((s = jstr(o, "choices.0.message.content"))) snprintf(f->content, sizeof f->content, "%s", s);
+    if ((s = jstr(o, "choices.0.finish_reason"))) snprintf(f->finish, sizeof f->finish, "%s", s);
+    json_t *msg = json_object_get(json_array_get(json_object_get(o, "choices"), 0), "message");
+    json_t *tc = json_object_get(msg, "tool_calls");
+    size_t i, k = 0;
+    json_t *c;
+    json_array_foreach(tc, i, c) {
+        const char *n = jstr(c, "function.name"), *a = jstr(c, "function.arguments");
+        bool ok = jeq(c, "type", "function") && jpre(c, "id", "call_");
+        k += (size_t)snprintf(f->calls + k, sizeof f->calls - k, "%s %s%s;", n ? n : "?", a ? a : "?", ok ? "" : " (bad)");
+    }
+}
+
+static void fold_stream(json_t *ev, folded *f)
+{
+    memset(f, 0, sizeof *f);
+    sse_text(ev, "reasoning_content", f->reasoning, sizeof f->reasoning);
+    sse_text(ev, "content", f->content, sizeof f->content);
+    size_t i, k = 0;
+    json_t *c;
+    int calls = 0;
+    json_array_foreach(ev, i, c) {
+        const char *s = jstr(c, "choices.0.finish_reason");
+        if (s) snprintf(f->finish, sizeof f->finish, "%s", s);
+        const char *n = jstr(c, "choices.0.delta.tool_calls.0.function.name");
+        if (!n) continue;
+        const char *a = jstr(c, "choices.0.delta.tool_calls.0.function.arguments");
+        bool ok = jint(c, "choices.0.delta.tool_calls.0.index") == calls++ && jeq(c, "choices.0.delta.tool_calls.0.type", "function");
+        k += (size_t)snprintf(f->calls + k, sizeof f->calls - k, "%s %s%s;", n, a ? a : "?", ok ? "" : " (bad)");
+    }
+}
+
+/* Posts body (with and without "stream": true) and checks both answers. */
+static void check_reply(t_state *t_, int port, const char *body, const folded *want)
+{
+    hc_res r;
+    folded got;
+    CHECK(hc_post(port, "/v1/chat/completions", body, &r) == 200);
+    json_t *o = res_json(&r);
+    fold_message(o, &got);
+    CHECKF(!strcmp(got.reasoning, want->reasoning) && !strcmp(got.content, want->content) &&
+               !strcmp(got.calls, want->calls) && !strcmp(got.finish, want->finish),
+           "non-streaming: reasoning [%s] content [%s] calls [%s] finish %s\n  %s", got.reasoning, got.content, got.calls,
+           got.finish, BODY(r));
+    if (!want->calls[0]) CHECKF(!strstr(BODY(r), "tool_calls"), "%s", BODY(r));
+    json_decref(o); hc_free(&r);
+
+    char sb[8192];
+    size_t n = strlen(body);
+    REQUIRE(n > 2 && n + 20 < sizeof sb);
+    snprintf(sb, sizeof sb, "%.*s, \"stream\": true}", (int)(n - 1), body);
+    CHECK(hc_post(port, "/v1/chat/completions", sb, &r) == 200);
+    bool done;
+    int bad;
+    json_t *ev = sse_events(&r, &done, &bad);
+    fold_stream(ev, &got);
+    CHECKF(done && !bad && !strcmp(got.reasoning, want->reasoning) && !strcmp(got.content, want->content) &&
+               !strcmp(got.calls, want->calls) && !strcmp(got.finish, want->finish),
+           "streaming: reasoning [%s] content [%s] calls [%s] finish %s\n  %s", got.reasoning, got.content, got.calls,
+           got.finish, BODY(r));
+    json_decref(ev); hc_free(&r);
+}
+
+TEST(server_harmony_reasoning_content_tool_calls)
+{
+    live L;
+    REQUIRE(!live_start_model(&L, "golden/gpt-oss-f32.gguf"));
+    /* analysis then final: reasoning_content and content */
+    check_reply(t_, L.port, ASK(", \"mf_test_reply\": \"" HARMONY_FINAL "\""),
+                &(folded){ "Simple question.", "It is sunny in Paris.", "", "stop" });
+    /* a call to a function: tool_calls, finish_reason tool_calls */
+    check_reply(t_, L.port, ASK(", " TOOLS ", \"mf_test_reply\": \"" HARMONY_CALL "\""),
+                &(folded){ "User wants the weather. Use get_weather.", "", "get_weather {\"city\":\"Paris\"};", "tool_calls" });
+    /* a preamble on the commentary channel is content; two calls */
+    check_reply(t_, L.port,
+                ASK(", " TOOLS ", \"mf_test_reply\": \"<|channel|>commentary<|message|>Checking two cities.<|end|>"
+                    "<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>{\\\"city\\\":\\\"Oslo\\\"}<|end|>"
+                    "<|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>"
+                    "{\\\"city\\\":\\\"Rome\\\"}<|call|>\""),
+                &(folded){ "", "Checking two cities.", "get_weather {\"city\":\"Oslo\"};get_weather {\"city\":\"Rome\"};", "tool_calls" });
+    /* with tool_choice none the call is not parsed: its text goes by channel */
+    check_reply(t_, L.port, ASK(", " TOOLS ", \"tool_choice\": \"none\", \"mf_test_reply\": \"" HARMONY_CALL "\""),
+                &(folded){ "User wants the weather. Use get_weather.", "{\"city\":\"Paris\"}", "", "stop" });
+    /* max_tokens cuts the reply inside the analysis channel (24 tokens of
+     * the tiny vocabulary end in "Simp") */
+    check_reply(t_, L.port, ASK(", \"max_tokens\": 24, \"mf_test_reply\": \"" HARMONY_FINAL "\""),
+                &(folded){ "Simp", "", "", "length" });
+    live_stop(&L);
+}
+
+TEST(server_glm_reasoning_and_tool_calls)
+{
+    live L;
+    REQUIRE(!live_start_model(&L, "golden/glm4moe-f32.gguf"));
+    check_reply(t_, L.port, ASK(", " TOOLS ", \"mf_test_reply\": \"" GLM_CALL "\""),
+                &(folded){ "The user wants the weather.", "Let me check.", "get_weather {\"city\":\"Paris\",\"days\":2};", "tool_calls" });
+    check_reply(t_, L.port, ASK(", \"mf_test_reply\": \"\\n<think>Easy.</think>\\nSunny.\""),
+                &(folded){ "Easy.", "Sunny.", "", "stop" });
     live_stop(&L);
 }
 

@@ -34,7 +34,8 @@ static int usage(int rc)
             "  --system TEXT        the system message\n"
             "  --system-file FILE   the system message from a file\n"
             "  -n N                 at most N tokens per reply (default: until the model ends it)\n"
-            "  --hide-thinking      do not show the model's thinking (<think>...</think>)\n"
+            "  --hide-thinking      do not show the model's thinking (<think>...</think>, or\n"
+            "                       gpt-oss's analysis channel)\n"
             "  --no-thinking        ask the template not to think (enable_thinking false)\n"
             "  --template FILE      a Jinja chat template instead of the model's\n"
             "common: --temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n"
@@ -99,7 +100,7 @@ static void conv_truncate(conv *c, size_t n)
 /* ---- one reply ---- */
 
 typedef struct turn {
-    think_filter tf;
+    reply_view view;
     term_bar bar;
     char *text;                 /* the reply as generated (thinking included) */
     size_t len, cap;
@@ -121,7 +122,7 @@ static int on_text(void *user, const char *s, size_t n)
     memcpy(t->text + t->len, s, n);
     t->len += n;
     t->text[t->len] = 0;
-    think_write(&t->tf, s, n);
+    if (reply_view_write(&t->view, s, n)) { t->oom = true; return 1; }
     return 0;
 }
 
@@ -266,11 +267,21 @@ static int reply(chat *ch)
         return 0;
     }
     turn t = { 0 };
-    think_begin(&t.tf, stdout, ch->hide_think, think_prompt_open(text, strlen(text)));
+    mf_reply_params rp;
+    mf_reply_params_init(&rp, mf_model_get_info(ch->m)->arch, text, strlen(text));
+    rp.tools = true; /* shown as such; no tools are offered, but a model may still call one */
+    if (reply_view_begin(&t.view, stdout, ch->hide_think, &rp, &e)) {
+        fprintf(stderr, "moeflash: %s\n", e.msg);
+        conv_truncate(&ch->cv, n_before);
+        free(ids);
+        free(text);
+        return 0;
+    }
     term_bar_begin(&t.bar);
     mf_gen_params gp;
     mf_gen_params_default(&gp);
     gp.max_tokens = ch->n_gen;
+    gp.special = rp.format == MF_REPLY_HARMONY; /* its markers are control tokens: the splitter reads them */
     gp.n_batch = ch->c.batch > 0 ? (uint32_t)ch->c.batch : 128; /* progress between batches */
     gp.on_text = on_text;
     gp.on_prefill = on_prefill;
@@ -280,7 +291,8 @@ static int reply(chat *ch)
     int rc = mf_gen_run(ch->g, ids, n, &gp, &ch->last, &e);
     ch->have_turn = true;
     term_bar_end(&t.bar);
-    think_end(&t.tf);
+    reply_view_end(&t.view);
+    t.oom |= t.view.oom;
     fputc('\n', stdout);
     fflush(stdout);
     if (rc || t.oom) {
@@ -295,14 +307,20 @@ static int reply(chat *ch)
         if (r->finish == MF_FINISH_CTX)
             fprintf(stderr, "moeflash: the context is full (--ctx %u); /clear starts over\n",
                     mf_session_n_ctx(mf_gen_session(ch->g)));
+        /* Templates that know <think> take the reply whole and drop the
+         * thinking themselves; harmony's (gpt-oss) wants the final text. */
+        bool harmony = rp.format == MF_REPLY_HARMONY;
+        const char *keep = harmony ? t.view.content : t.text;
+        size_t keep_len = harmony ? t.view.len : t.len;
         if (r->finish == MF_FINISH_CANCEL && t.len == 0) conv_truncate(&ch->cv, n_before); /* stopped before a word */
-        else if (conv_add(&ch->cv, "assistant", t.text ? t.text : "", t.len)) fprintf(stderr, "moeflash: out of memory\n");
+        else if (conv_add(&ch->cv, "assistant", keep ? keep : "", keep_len)) fprintf(stderr, "moeflash: out of memory\n");
         if (ch->c.stats) {
             if (tty) fputs(DIM, stderr);
             print_turn_stats(ch);
             if (tty) fputs(RESET, stderr);
         }
     }
+    reply_view_free(&t.view);
     free(t.text);
     free(ids);
     free(text);

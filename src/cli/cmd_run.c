@@ -5,7 +5,9 @@
  *
  * The output follows llama.cpp's examples: the prompt's text, then the
  * generated text, then one newline; with --chat only the reply (the
- * template's markup is not the user's text). Stats go to stderr at the end.
+ * template's markup is not the user's text), shown as chat shows it:
+ * thinking (<think>, gpt-oss's analysis channel) dimmed on a terminal,
+ * then the answer. Stats go to stderr at the end.
  */
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -28,7 +30,7 @@ static int usage(int rc)
             "  -f FILE              the prompt from a file\n"
             "  -n N                 tokens to generate (default 128; -1: until the end of text)\n"
             "  --chat               wrap the prompt in the model's chat template (ChatML when it\n"
-            "                       has none) and print only the reply\n"
+            "                       has none) and print only the reply (thinking dimmed)\n"
             "  --system TEXT        a system message (--chat)\n"
             "  --system-file FILE   the system message from a file (--chat)\n"
             "  --no-thinking        ask the template not to think (enable_thinking false)\n"
@@ -68,12 +70,14 @@ static void on_sigint(int sig) { (void)sig; interrupted = 1; }
 typedef struct run_io {
     term_bar bar;
     bool bar_open;
+    reply_view *view;           /* --chat: the reply's parts; else raw text */
 } run_io;
 
 static int on_text(void *user, const char *s, size_t n)
 {
     run_io *io = user;
     if (io->bar_open) { term_bar_end(&io->bar); io->bar_open = false; }
+    if (io->view) return reply_view_write(io->view, s, n);
     fwrite(s, 1, n, stdout);
     fflush(stdout);
     return 0;
@@ -195,6 +199,9 @@ int cmd_run(int argc, char **argv)
     mf_gen *g = NULL;
     int32_t *ids = NULL;
     size_t n = 0;
+    char *chat_text = NULL;
+    reply_view view = { 0 };
+    mf_reply_params rp = { .format = MF_REPLY_PLAIN };
     mf_model *m = term_open_model(model, &c.model, &e);
     if (!m) goto done;
     const mf_vocab *v = mf_model_vocab(m, &e);
@@ -206,7 +213,12 @@ int cmd_run(int argc, char **argv)
         size_t nm = 0;
         if (system) msgs[nm++] = (mf_chat_msg){ "system", system };
         msgs[nm++] = (mf_chat_msg){ "user", prompt };
-        if (mf_chat_tokenize(tmpl, v, msgs, nm, no_think ? 0 : -1, &ids, &n, NULL, &e)) goto done;
+        if (mf_chat_tokenize(tmpl, v, msgs, nm, no_think ? 0 : -1, &ids, &n, &chat_text, &e)) goto done;
+        /* the reply as chat shows it: thinking (<think>, harmony's analysis
+         * channel) dimmed on a terminal, tool calls on their own lines */
+        mf_reply_params_init(&rp, mf_model_get_info(m)->arch, chat_text, strlen(chat_text));
+        rp.tools = true;
+        if (reply_view_begin(&view, stdout, false, &rp, &e)) goto done;
     } else if (mf_tokenize(v, prompt, strlen(prompt), !raw_special, mf_vocab_add_bos(v), &ids, &n, &e)) {
         goto done;
     }
@@ -217,14 +229,14 @@ int cmd_run(int argc, char **argv)
     struct sigaction sa = { .sa_handler = on_sigint };
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
-    run_io io = { .bar_open = true };
+    run_io io = { .bar_open = true, .view = chat ? &view : NULL };
     term_bar_begin(&io.bar);
     mf_gen_params gp;
     mf_gen_params_default(&gp);
     gp.max_tokens = n_gen;
     gp.stop = stop;
     gp.n_stop = n_stop;
-    gp.special = special;
+    gp.special = special || rp.format == MF_REPLY_HARMONY; /* harmony's markers are control tokens */
     gp.echo_prompt = !chat;
     gp.n_batch = c.batch > 0 ? (uint32_t)c.batch : 128; /* the same on a terminal or not */
     gp.on_text = on_text;
@@ -234,15 +246,19 @@ int cmd_run(int argc, char **argv)
     mf_gen_result r;
     int grc = mf_gen_run(g, ids, n, &gp, &r, &e);
     term_bar_end(&io.bar);
+    if (chat) reply_view_end(&view);
     printf("\n");
     fflush(stdout);
     if (grc) goto done;
+    if (view.oom) { mf_fail(&e, "out of memory for the reply"); goto done; }
     if (r.finish == MF_FINISH_CTX) fprintf(stderr, "moeflash: stopped: the context of %u positions is full (--ctx)\n",
                                            mf_session_n_ctx(mf_gen_session(g)));
     cli_print_stats(m, &c);
     rc = r.finish == MF_FINISH_CANCEL ? 130 : 0;
 done:
     if (rc == 1) fprintf(stderr, "moeflash: %s\n", e.msg);
+    reply_view_free(&view);
+    free(chat_text);
     free(ids);
     free(text);
     free(sys);

@@ -1,4 +1,4 @@
-/* term.c — loading indicator, prefill bar and the thinking filter (see
+/* term.c — loading indicator, prefill bar and the reply view (see
  * term.h). Everything here is display: it never changes what is generated.
  *
  * Opening a model has no progress callback, so the loading indicator is a
@@ -9,6 +9,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -121,91 +122,92 @@ void term_bar_end(term_bar *b)
     b->shown = false;
 }
 
-/* ---- thinking ---- */
+/* ---- the reply ---- */
 
-static const char open_tag[] = "<think>", close_tag[] = "</think>";
-
-void think_begin(think_filter *f, FILE *out, bool hide, bool in_think)
+/* Leaves the part written last: colour off, placeholder erased. */
+static void leave_part(reply_view *v)
 {
-    memset(f, 0, sizeof *f);
-    f->out = out;
-    f->color = isatty(fileno(out));
-    f->hide = hide;
-    if (in_think) {
-        f->in_think = true;
-        if (f->color && !hide) fputs(DIM, out);
-        if (f->color && hide) { fputs(DIM "(thinking...)" RESET, out); f->placeholder = true; }
+    if (v->part == MF_REPLY_REASONING) {
+        if (v->color && !v->hide) fputs(RESET, v->out);
+        if (v->placeholder) { fputs(ERASE, v->out); v->placeholder = false; }
     }
 }
 
-static void put_text(think_filter *f, const char *s, size_t n)
+static void put(reply_view *v, const char *s, size_t n)
 {
-    if (f->in_think && f->hide) return;
-    fwrite(s, 1, n, f->out);
+    if (!n) return;
+    fwrite(s, 1, n, v->out);
+    v->at_bol = s[n - 1] == '\n';
 }
 
-static void set_think(think_filter *f, bool on)
+static int on_part(void *user, mf_reply_part part, const char *s, size_t n, const char *args, size_t na)
 {
-    if (on == f->in_think) return;
-    f->in_think = on;
-    if (on) {
-        if (f->color && !f->hide) fputs(DIM, f->out);
-        if (f->color && f->hide) { fputs(DIM "(thinking...)" RESET, f->out); f->placeholder = true; }
-    } else {
-        if (f->color && !f->hide) fputs(RESET, f->out);
-        if (f->placeholder) { fputs(ERASE, f->out); f->placeholder = false; }
-    }
-}
-
-/* Whether tag[0..n) is the beginning of a tag. */
-static bool tag_prefix(const char *t, size_t n)
-{
-    return (n <= sizeof open_tag - 1 && !memcmp(t, open_tag, n)) ||
-           (n <= sizeof close_tag - 1 && !memcmp(t, close_tag, n));
-}
-
-void think_write(think_filter *f, const char *s, size_t n)
-{
-    size_t run = 0; /* s[run..i) is plain text not yet written */
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (f->ntag == 0 && c != '<') continue;
-        if (f->ntag == 0) { put_text(f, s + run, i - run); run = i; }
-        f->tag[f->ntag++] = c;
-        if (!tag_prefix(f->tag, f->ntag)) {
-            /* not a tag after all: its bytes are text; a '<' may start one */
-            bool restart = c == '<';
-            put_text(f, f->tag, f->ntag - restart);
-            f->ntag = 0;
-            if (restart) f->tag[f->ntag++] = c;
-        } else if (f->ntag == sizeof open_tag - 1 && !memcmp(f->tag, open_tag, f->ntag)) {
-            set_think(f, true);
-            f->ntag = 0;
-        } else if (f->ntag == sizeof close_tag - 1 && !memcmp(f->tag, close_tag, f->ntag)) {
-            set_think(f, false);
-            f->ntag = 0;
+    reply_view *v = user;
+    bool shown = !(part == MF_REPLY_REASONING && v->hide);
+    if ((int)part != v->part || part == MF_REPLY_TOOL_CALL) {
+        bool was_shown = v->part >= 0 && !(v->part == MF_REPLY_REASONING && v->hide);
+        leave_part(v);
+        /* thinking and the answer on lines of their own */
+        if (was_shown && shown && !v->at_bol) put(v, "\n", 1);
+        v->part = (int)part;
+        if (part == MF_REPLY_REASONING && v->color) {
+            if (v->hide) { fputs(DIM "(thinking...)" RESET, v->out); v->placeholder = true; }
+            else fputs(DIM, v->out);
         }
-        run = i + 1;
     }
-    if (f->ntag == 0) put_text(f, s + run, n - run);
-    fflush(f->out);
+    if (part == MF_REPLY_TOOL_CALL) {
+        fprintf(v->out, "%s[tool call] %.*s %.*s%s\n", v->color ? DIM : "", (int)n, s, (int)na, args, v->color ? RESET : "");
+        v->at_bol = true;
+    } else if (shown) put(v, s, n);
+    if (part == MF_REPLY_CONTENT) {
+        if (v->len + n + 1 > v->cap) {
+            size_t cap = v->cap ? v->cap : 1024;
+            while (cap < v->len + n + 1) cap *= 2;
+            char *q = realloc(v->content, cap);
+            if (!q) { v->oom = true; return 1; }
+            v->content = q;
+            v->cap = cap;
+        }
+        memcpy(v->content + v->len, s, n);
+        v->len += n;
+        v->content[v->len] = 0;
+    }
+    return 0;
 }
 
-void think_end(think_filter *f)
+int reply_view_begin(reply_view *v, FILE *out, bool hide, const mf_reply_params *p, mf_error *e)
 {
-    put_text(f, f->tag, f->ntag);
-    f->ntag = 0;
-    set_think(f, false);
-    fflush(f->out);
+    memset(v, 0, sizeof *v);
+    v->out = out;
+    v->color = isatty(fileno(out));
+    v->hide = hide;
+    v->part = -1;
+    v->at_bol = true;
+    mf_reply_params q = *p;
+    q.emit = on_part;
+    q.user = v;
+    v->split = mf_reply_new(&q, e);
+    return v->split ? 0 : -1;
 }
 
-bool think_prompt_open(const char *prompt, size_t len)
+int reply_view_write(reply_view *v, const char *s, size_t n)
 {
-    /* the last <think> after the last </think> */
-    const char *open = NULL, *close = NULL;
-    for (const char *p = prompt; p + sizeof open_tag - 1 <= prompt + len; p++) {
-        if (!memcmp(p, open_tag, sizeof open_tag - 1)) open = p;
-        else if (p + sizeof close_tag - 1 <= prompt + len && !memcmp(p, close_tag, sizeof close_tag - 1)) close = p;
-    }
-    return open && (!close || close < open);
+    int rc = mf_reply_feed(v->split, s, n);
+    fflush(v->out);
+    return rc;
+}
+
+void reply_view_end(reply_view *v)
+{
+    if (mf_reply_finish(v->split)) v->oom = true;
+    leave_part(v);
+    v->part = -1;
+    fflush(v->out);
+}
+
+void reply_view_free(reply_view *v)
+{
+    mf_reply_free(v->split);
+    free(v->content);
+    memset(v, 0, sizeof *v);
 }

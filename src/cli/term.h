@@ -1,7 +1,8 @@
 /* term.h — what `run` and `chat` show on a terminal besides the text: a
  * loading indicator, a prefill progress bar (both on stderr, only when it
- * is a terminal) and the filter that dims or hides a model's thinking
- * (<think>...</think>) in the streamed reply. Display only. */
+ * is a terminal) and the view that dims or hides a model's thinking
+ * (<think>...</think>, harmony's analysis channel) in the streamed reply.
+ * Display only. */
 #ifndef MF_CLI_TERM_H
 #define MF_CLI_TERM_H
 
@@ -25,20 +26,29 @@ void term_bar_begin(term_bar *b);
 int term_bar_update(void *bar, size_t done, size_t total);
 void term_bar_end(term_bar *b);
 
-/* The reply filter: text between <think> and </think> is written dimmed
- * (on a terminal) or not at all (hide); the tags themselves are not
- * written. Tags split across pieces are recognised. */
-typedef struct think_filter {
+/* The reply as a person reads it. The library's splitter (mf_reply)
+ * decides what each piece of the streamed text is; reasoning (<think>,
+ * harmony's analysis channel) is written dimmed on a terminal, or not at
+ * all with hide (a "(thinking...)" placeholder on a terminal), content as
+ * is, a tool call as a dimmed line. The markup itself is never written.
+ * The content is also kept: it is what a chat remembers of a harmony
+ * reply. */
+typedef struct reply_view {
     FILE *out;
-    bool color, hide, in_think, placeholder;
-    char tag[16];
-    size_t ntag;
-} think_filter;
-/* in_think: the prompt already opened <think> (the template did). */
-void think_begin(think_filter *f, FILE *out, bool hide, bool in_think);
-void think_write(think_filter *f, const char *s, size_t n);
-void think_end(think_filter *f);
-/* Whether the rendered prompt ends inside an open <think> block. */
-bool think_prompt_open(const char *prompt, size_t len);
+    bool color, hide, placeholder;
+    int part;                   /* mf_reply_part written last, -1 none */
+    bool at_bol;                /* the last byte written ended a line (or none was written) */
+    mf_reply *split;
+    char *content;              /* the content parts, NUL-terminated */
+    size_t len, cap;
+    bool oom;
+} reply_view;
+/* p: format, think_open, tools (emit and user are set here). */
+int reply_view_begin(reply_view *v, FILE *out, bool hide, const mf_reply_params *p, mf_error *e);
+/* Decoded text as generated; nonzero when out of memory. */
+int reply_view_write(reply_view *v, const char *s, size_t n);
+/* End of the reply: what was held back is written, the colour reset. */
+void reply_view_end(reply_view *v);
+void reply_view_free(reply_view *v);
 
 #endif

@@ -4,7 +4,7 @@
  *   srv_http.c     libmicrohttpd: routing, bodies, API key, SSE, disconnects
  *   srv_request.c  a JSON request -> a validated job (prompt tokens, sampling)
  *   srv_worker.c   the queue and the one thread that owns the engine
- *   srv_reply.c    text after the model: stop strings, <think>, <tool_call>
+ *   srv_reply.c    text after the model: stop strings, reasoning, tool calls
  *   srv_response.c the JSON objects sent back (results, SSE chunks, errors)
  * HTTP threads parse, render the chat template and tokenize (the vocabulary
  * and the template are read-only); only the worker evaluates tokens, so one
@@ -88,6 +88,8 @@ void srv_stopper_free(srv_stopper *st);
 
 /* ---- reply parsing: reasoning, content, tool calls (srv_reply.c) ---- */
 
+/* The library's reply splitter (mf_reply, moeflash.h) with the server's
+ * event names. */
 typedef enum { SRV_EV_CONTENT, SRV_EV_REASONING, SRV_EV_TOOL_CALL } srv_ev;
 /* CONTENT/REASONING: a/na is text. TOOL_CALL: a/na the function name,
  * b/nb the arguments as a JSON text. Returns 0, or -1 to stop. */
@@ -96,15 +98,15 @@ typedef int (*srv_emit_fn)(void *ctx, srv_ev ev, const char *a, size_t na, const
 typedef enum { SRV_THINK_NONE, SRV_THINK_DETECT, SRV_THINK_OPEN } srv_think;
 
 typedef struct srv_reply {
-    int state;                   /* srv_reply.c's st_* */
-    bool tools;                  /* parse <tool_call>{json}</tool_call> */
+    mf_reply *split;             /* NULL: out of memory (feed fails) */
     int n_tool_calls;
-    srv_buf pend;                /* held back: a possible tag, trailing blanks, a tool call */
     srv_emit_fn emit;
     void *ctx;
 } srv_reply;
-/* think: NONE (completions), DETECT (a reply that opens with <think>),
- * OPEN (the prompt already ended with <think>). */
+/* think: NONE (completions: all content), DETECT (a chat reply: opening
+ * <think>, or a harmony header, decides its format), OPEN (the prompt
+ * already ended with <think>). Tool calls are Qwen's JSON, GLM-4.5's
+ * <arg_key>/<arg_value> pairs or harmony's messages to=functions.NAME. */
 void srv_reply_init(srv_reply *r, bool tools, srv_think think, srv_emit_fn emit, void *ctx);
 int srv_reply_feed(srv_reply *r, const char *s, size_t n);
 int srv_reply_finish(srv_reply *r);

@@ -2,18 +2,18 @@
  *
  * Two filters, both streaming: the stop-string filter holds back the tail
  * that could still become a stop string, and the reply parser splits the
- * rest into reasoning (<think>...</think> at the start of a reply, or after
- * a prompt that opened it), content, and Qwen-style tool calls
- * (<tool_call>{"name": ..., "arguments": {...}}</tool_call>). Each holds
- * back only what a later piece could change, so a streamed reply and a
- * non-streamed one are made of the same events. Tags are ASCII and stop
- * strings valid UTF-8, so no cut ever falls inside a character.
+ * rest into reasoning, content and tool calls. The parser is the library's
+ * (mf_reply, src/template/reply.c: <think>, Qwen's and GLM-4.5's
+ * <tool_call>, gpt-oss's harmony channels); this file gives its parts the
+ * server's event names. Each filter holds back only what a later piece
+ * could change, so a streamed reply and a non-streamed one are made of the
+ * same events. Markers are ASCII and stop strings valid UTF-8, so no cut
+ * ever falls inside a character.
  */
 #include "server/srv.h"
 
 #if defined(MF_HAVE_MICROHTTPD) && defined(MF_HAVE_JANSSON)
 
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,138 +176,45 @@ int srv_stopper_flush(srv_stopper *st, srv_buf *out)
 
 void srv_stopper_free(srv_stopper *st) { srv_buf_free(&st->pend); }
 
-/* ---- the reply parser ---- */
+/* ---- the reply parser: the library's, with the server's events ---- */
 
-enum { st_start, st_think, st_content, st_tool };
-enum { f_trim = 16 }; /* or-ed into state: drop leading blanks first */
-
-static const char T_THINK[] = "<think>", T_ENDTHINK[] = "</think>";
-static const char T_TOOL[] = "<tool_call>", T_ENDTOOL[] = "</tool_call>";
-#define TLEN(t) (sizeof(t) - 1)
-
-static bool blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static int on_part(void *user, mf_reply_part part, const char *a, size_t na, const char *b, size_t nb)
+{
+    srv_reply *r = user;
+    srv_ev ev = part == MF_REPLY_TOOL_CALL ? SRV_EV_TOOL_CALL : part == MF_REPLY_REASONING ? SRV_EV_REASONING : SRV_EV_CONTENT;
+    int rc = r->emit(r->ctx, ev, a, na, b, nb);
+    if (!rc && ev == SRV_EV_TOOL_CALL) r->n_tool_calls++;
+    return rc;
+}
 
 void srv_reply_init(srv_reply *r, bool tools, srv_think think, srv_emit_fn emit, void *ctx)
 {
     memset(r, 0, sizeof *r);
-    r->tools = tools;
     r->emit = emit;
     r->ctx = ctx;
-    r->state = think == SRV_THINK_DETECT ? st_start : think == SRV_THINK_OPEN ? (st_think | f_trim) : st_content;
+    mf_reply_params p = {
+        .format = think == SRV_THINK_NONE ? MF_REPLY_PLAIN : think == SRV_THINK_OPEN ? MF_REPLY_TAGS : MF_REPLY_AUTO,
+        .think_open = think == SRV_THINK_OPEN,
+        .tools = tools,
+        .emit = on_part,
+        .user = r,
+    };
+    mf_error e;
+    r->split = mf_reply_new(&p, &e); /* only fails for want of memory: feed reports it */
 }
 
-void srv_reply_free(srv_reply *r) { srv_buf_free(&r->pend); }
-
-static int emit_text(srv_reply *r, srv_ev ev, const char *s, size_t n, bool trim_end)
+void srv_reply_free(srv_reply *r)
 {
-    while (trim_end && n && blank(s[n - 1])) n--;
-    return n ? r->emit(r->ctx, ev, s, n, NULL, 0) : 0;
-}
-
-/* The body of a <tool_call>: {"name": "...", "arguments": {...} or "..."}.
- * Anything else is given back as content, tags included. */
-static int emit_tool(srv_reply *r, const char *s, size_t n, bool closed)
-{
-    json_error_t je;
-    json_t *o = json_loadb(s, n, 0, &je);
-    json_t *name = json_object_get(o, "name"), *args = json_object_get(o, "arguments");
-    if (!json_is_object(o) || !json_is_string(name) || (args && !json_is_object(args) && !json_is_string(args))) {
-        json_decref(o);
-        srv_buf raw = { 0 };
-        int rc = srv_buf_add(&raw, T_TOOL, TLEN(T_TOOL)) || srv_buf_add(&raw, s, n) ||
-                         (closed && srv_buf_add(&raw, T_ENDTOOL, TLEN(T_ENDTOOL)))
-                     ? -1
-                     : r->emit(r->ctx, SRV_EV_CONTENT, raw.p, raw.n, NULL, 0);
-        srv_buf_free(&raw);
-        return rc;
-    }
-    char *a = !args ? strdup("{}") : json_is_string(args) ? strdup(json_string_value(args))
-                                                          : json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY);
-    int rc = a ? r->emit(r->ctx, SRV_EV_TOOL_CALL, json_string_value(name), json_string_length(name), a, strlen(a)) : -1;
-    if (!rc) r->n_tool_calls++;
-    free(a);
-    json_decref(o);
-    return rc;
-}
-
-/* Consumes as much of pend as can be decided; final: everything. */
-static int step(srv_reply *r, bool final)
-{
-    srv_buf *b = &r->pend;
-    for (;;) {
-        if (r->state & f_trim) {
-            size_t i = 0;
-            while (i < b->n && blank(b->p[i])) i++;
-            srv_buf_drop(b, i);
-            if (!b->n) return 0;
-            r->state &= ~f_trim;
-        }
-        if (!b->n) return 0;
-        const char *p = b->p;
-        size_t n = b->n;
-        if (r->state == st_start) {
-            size_t i = 0;
-            while (i < n && blank(p[i])) i++;
-            size_t rest = n - i;
-            if (rest >= TLEN(T_THINK) && !memcmp(p + i, T_THINK, TLEN(T_THINK))) {
-                srv_buf_drop(b, i + TLEN(T_THINK));
-                r->state = st_think | f_trim;
-                continue;
-            }
-            if (!final && rest < TLEN(T_THINK) && !memcmp(p + i, T_THINK, rest)) return 0; /* still undecided */
-            r->state = st_content;
-            continue;
-        }
-        if (r->state == st_think) {
-            const char *e = memmem(p, n, T_ENDTHINK, TLEN(T_ENDTHINK));
-            if (e) {
-                if (emit_text(r, SRV_EV_REASONING, p, (size_t)(e - p), true)) return -1;
-                srv_buf_drop(b, (size_t)(e - p) + TLEN(T_ENDTHINK));
-                r->state = st_content | f_trim;
-                continue;
-            }
-            size_t keep = final ? 0 : partial_suffix(p, n, T_ENDTHINK, TLEN(T_ENDTHINK));
-            while (!final && keep < n && blank(p[n - keep - 1])) keep++;
-            if (emit_text(r, SRV_EV_REASONING, p, n - keep, final)) return -1;
-            srv_buf_drop(b, n - keep);
-            return 0;
-        }
-        if (r->state == st_content) {
-            if (!r->tools) {
-                if (emit_text(r, SRV_EV_CONTENT, p, n, false)) return -1;
-                b->n = 0;
-                return 0;
-            }
-            const char *t = memmem(p, n, T_TOOL, TLEN(T_TOOL));
-            if (t) {
-                if (emit_text(r, SRV_EV_CONTENT, p, (size_t)(t - p), true)) return -1;
-                srv_buf_drop(b, (size_t)(t - p) + TLEN(T_TOOL));
-                r->state = st_tool;
-                continue;
-            }
-            size_t keep = final ? 0 : partial_suffix(p, n, T_TOOL, TLEN(T_TOOL));
-            while (!final && keep < n && blank(p[n - keep - 1])) keep++;
-            if (emit_text(r, SRV_EV_CONTENT, p, n - keep, false)) return -1;
-            srv_buf_drop(b, n - keep);
-            return 0;
-        }
-        /* st_tool: wait for the closing tag; at the end, a complete JSON
-         * body without it still counts (the model stopped right after). */
-        const char *e = memmem(p, n, T_ENDTOOL, TLEN(T_ENDTOOL));
-        if (!e && !final) return 0;
-        size_t body = e ? (size_t)(e - p) : n;
-        if (emit_tool(r, p, body, e != NULL)) return -1;
-        srv_buf_drop(b, e ? body + TLEN(T_ENDTOOL) : n);
-        r->state = st_content | f_trim;
-    }
+    mf_reply_free(r->split);
+    r->split = NULL;
 }
 
 int srv_reply_feed(srv_reply *r, const char *s, size_t n)
 {
-    if (srv_buf_add(&r->pend, s, n)) return -1;
-    return step(r, false);
+    if (!r->split) return -1;
+    return mf_reply_feed(r->split, s, n) ? -1 : 0;
 }
 
-int srv_reply_finish(srv_reply *r) { return step(r, true); }
+int srv_reply_finish(srv_reply *r) { return r->split && !mf_reply_finish(r->split) ? 0 : -1; }
 
 #endif
