@@ -647,3 +647,35 @@ TEST(tok_llama3_pretok)
     free(ids);
     mf_vocab_free(v);
 }
+
+/* gpt-oss's harmony markers: <|return|> and <|call|> end a reply, <|end|>
+ * does not (it closes the analysis message), and the structural markers
+ * are printed so the reply parser can see them. */
+TEST(tok_harmony_markers)
+{
+    const char *toks[] = { "a", "b", "<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|return|>", "<|call|>",
+                           "<|constrain|>", "<|endoftext|>" };
+    int32_t types[] = { 1, 1, 3, 3, 3, 3, 3, 3, 3, 3 };
+    gguf_writer *w = gguf_writer_new();
+    gguf_w_str(w, "general.architecture", "gpt-oss");
+    gguf_w_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_w_str(w, "tokenizer.ggml.pre", "default");
+    gguf_w_arr_str(w, "tokenizer.ggml.tokens", toks, 10);
+    gguf_w_arr_i32(w, "tokenizer.ggml.token_type", types, 10);
+    const char *none[1] = { "" };
+    gguf_w_arr_str(w, "tokenizer.ggml.merges", none, 0);
+    gguf_w_u32(w, "tokenizer.ggml.eos_token_id", 9);
+    char path[512];
+    snprintf(path, sizeof path, "%s/harmony-vocab.gguf", t_tmpdir());
+    mf_error e;
+    REQUIREF(gguf_w_write(w, path, 0, &e) == 0, "%s", e.msg);
+    gguf_writer_free(w);
+    mf_vocab *v = mf_vocab_open(path, &e);
+    REQUIREF(v, "%s", e.msg);
+    CHECK(mf_token_is_eog(v, 6) && mf_token_is_eog(v, 7) && mf_token_is_eog(v, 9));
+    CHECK(!mf_token_is_eog(v, 5));
+    size_t n;
+    const char *p = mf_token_piece(v, 3, false, &n);
+    CHECKF(p && n == 11 && !memcmp(p, "<|channel|>", 11), "<|channel|> is hidden when decoding");
+    mf_vocab_free(v);
+}

@@ -429,6 +429,25 @@ static void mark_eog(tok_vocab *v)
     int32_t ids[] = { v->eos, v->eot, v->eom };
     for (size_t i = 0; i < 3; i++)
         if (ids[i] >= 0) v->attr[ids[i]] |= TOK_ATTR_EOG;
+    /* gpt-oss's harmony format (OpenAI's harmony spec): a reply ends with
+     * <|return|> or <|call|>; <|end|> only closes one message (the analysis
+     * channel) inside it. Its structural markers are printed like text so
+     * that the reply parser sees them, as llama.cpp marks them user-defined. */
+    int32_t ret = find_cstr(v, "<|return|>"), call = find_cstr(v, "<|call|>");
+    if (ret >= 0 && call >= 0) {
+        v->attr[ret] |= TOK_ATTR_EOG;
+        v->attr[call] |= TOK_ATTR_EOG;
+        int32_t end = find_cstr(v, "<|end|>");
+        if (end >= 0 && end != v->eos) {
+            v->attr[end] &= (uint16_t)~TOK_ATTR_EOG;
+            if (v->eot == end) v->eot = ret;
+        }
+        static const char *const markers[] = { "<|channel|>", "<|message|>", "<|start|>", "<|constrain|>" };
+        for (size_t i = 0; i < 4; i++) {
+            int32_t id = find_cstr(v, markers[i]);
+            if (id >= 0) v->attr[id] = (uint16_t)((v->attr[id] & ~(TOK_ATTR_CONTROL | TOK_ATTR_NORMAL)) | TOK_ATTR_USER_DEFINED);
+        }
+    }
     /* a token that ends generation is a control token even when the GGUF
      * says otherwise (llama.cpp overrides the type the same way), and
      * control tokens named "unused" are unused */
