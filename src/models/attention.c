@@ -1,4 +1,4 @@
-/* attention.c — GQA self-attention for one token (Vaswani et al. 2017;
+/* attention.c — GQA self-attention (Vaswani et al. 2017;
  * grouped KV heads, Ainslie et al. 2023), with the optional pieces the
  * supported families use: q/k/v/o biases, per-head RMSNorm of q and k
  * before RoPE (Qwen3, GLM-4.5), partial rotary dims. */
@@ -14,29 +14,57 @@ static void add_bias(float *x, const mf_weight *b, size_t n)
     for (size_t i = 0; i < n; i++) x[i] += v[i];
 }
 
-void attn_forward(mf_pool *pool, const attn_hparams *hp, const attn_weights *w, kv_layer kv, uint32_t pos,
-                  const float *h, attn_scratch *s, float *out)
+/* Biases, q/k norms, RoPE at pos, the token's k and v into the cache, then
+ * its attention over positions 0..pos into o: everything between the
+ * projections and the output projection, for one token. */
+static void attend_one(mf_pool *pool, const attn_hparams *hp, const attn_weights *w, kv_layer kv, uint32_t pos,
+                       float *q, float *k, float *v, float *att, float *o)
 {
     const int hd = hp->head_dim;
     const size_t q_dim = (size_t)hp->n_head * hd, kv_dim = (size_t)hp->n_head_kv * hd;
+    add_bias(q, &w->bq, q_dim);
+    add_bias(k, &w->bk, kv_dim);
+    add_bias(v, &w->bv, kv_dim);
+    if (w->q_norm.name)
+        for (int i = 0; i < hp->n_head; i++) op_rmsnorm(q + (size_t)i * hd, q + (size_t)i * hd, w->q_norm.data, (size_t)hd, hp->norm_eps);
+    if (w->k_norm.name)
+        for (int i = 0; i < hp->n_head_kv; i++) op_rmsnorm(k + (size_t)i * hd, k + (size_t)i * hd, w->k_norm.data, (size_t)hd, hp->norm_eps);
+    if (hp->n_rot > 0) {
+        void (*rope)(float *, int, int, int, int, float) = hp->rope_neox ? op_rope_neox : op_rope_norm;
+        rope(q, hp->n_head, hd, hp->n_rot, (int)pos, hp->freq_base);
+        rope(k, hp->n_head_kv, hd, hp->n_rot, (int)pos, hp->freq_base);
+    }
+    memcpy(kv.k + (size_t)pos * kv_dim, k, kv_dim * sizeof(float));
+    memcpy(kv.v + (size_t)pos * kv_dim, v, kv_dim * sizeof(float));
+    op_attention(pool, q, kv.k, kv.v, kv_dim, (int)pos + 1, hp->n_head, hp->n_head_kv, hd, hp->scale, att, o);
+}
+
+void attn_forward(mf_pool *pool, const attn_hparams *hp, const attn_weights *w, kv_layer kv, uint32_t pos,
+                  const float *h, attn_scratch *s, float *out)
+{
     const mf_weight *ws[3] = { &w->wq, &w->wk, &w->wv };
     float *ys[3] = { s->q, s->k, s->v };
     op_matvec_multi(pool, 3, ws, h, ys);
-    add_bias(s->q, &w->bq, q_dim);
-    add_bias(s->k, &w->bk, kv_dim);
-    add_bias(s->v, &w->bv, kv_dim);
-    if (w->q_norm.name)
-        for (int i = 0; i < hp->n_head; i++) op_rmsnorm(s->q + (size_t)i * hd, s->q + (size_t)i * hd, w->q_norm.data, (size_t)hd, hp->norm_eps);
-    if (w->k_norm.name)
-        for (int i = 0; i < hp->n_head_kv; i++) op_rmsnorm(s->k + (size_t)i * hd, s->k + (size_t)i * hd, w->k_norm.data, (size_t)hd, hp->norm_eps);
-    if (hp->n_rot > 0) {
-        void (*rope)(float *, int, int, int, int, float) = hp->rope_neox ? op_rope_neox : op_rope_norm;
-        rope(s->q, hp->n_head, hd, hp->n_rot, (int)pos, hp->freq_base);
-        rope(s->k, hp->n_head_kv, hd, hp->n_rot, (int)pos, hp->freq_base);
-    }
-    memcpy(kv.k + (size_t)pos * kv_dim, s->k, kv_dim * sizeof(float));
-    memcpy(kv.v + (size_t)pos * kv_dim, s->v, kv_dim * sizeof(float));
-    op_attention(pool, s->q, kv.k, kv.v, kv_dim, (int)pos + 1, hp->n_head, hp->n_head_kv, hd, hp->scale, s->att, s->out);
+    attend_one(pool, hp, w, kv, pos, s->q, s->k, s->v, s->att, s->out);
     op_matvec(pool, &w->wo, s->out, out);
     add_bias(out, &w->bo, w->wo.ne[1]);
+}
+
+void attn_forward_batch(mf_pool *pool, const attn_hparams *hp, const attn_weights *w, kv_layer kv, uint32_t pos0,
+                        int T, const float *H, size_t h_stride, attn_batch_scratch *s, float *OUT, size_t out_stride)
+{
+    const size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    /* the projections of all T tokens (q rows q_dim apart, k and v kv_dim) */
+    const mf_weight *wq[1] = { &w->wq }, *wkv[2] = { &w->wk, &w->wv };
+    float *yq[1] = { s->q }, *ykv[2] = { s->k, s->v };
+    op_matmul(pool, 1, wq, H, h_stride, T, yq, q_dim, s->qbuf, s->qcap);
+    op_matmul(pool, 2, wkv, H, h_stride, T, ykv, kv_dim, s->qbuf, s->qcap);
+    /* causal: token t sees the cache up to its own position, so in order */
+    for (int t = 0; t < T; t++)
+        attend_one(pool, hp, w, kv, pos0 + (uint32_t)t, s->q + (size_t)t * q_dim, s->k + (size_t)t * kv_dim,
+                   s->v + (size_t)t * kv_dim, s->att, s->o + (size_t)t * q_dim);
+    const mf_weight *wo[1] = { &w->wo };
+    float *yo[1] = { OUT };
+    op_matmul(pool, 1, wo, s->o, q_dim, T, yo, out_stride, s->qbuf, s->qcap);
+    for (int t = 0; t < T; t++) add_bias(OUT + (size_t)t * out_stride, &w->bo, w->wo.ne[1]);
 }

@@ -35,6 +35,20 @@ typedef struct attn_scratch {
 void attn_forward(mf_pool *pool, const attn_hparams *hp, const attn_weights *w, kv_layer kv, uint32_t pos,
                   const float *h, attn_scratch *s, float *out);
 
+/* Scratch of a batch of T tokens: q and o T x q_dim, k and v T x kv_dim,
+ * att n_head x n_ctx, qbuf the quantized inputs (op_matmul_qbytes). */
+typedef struct attn_batch_scratch {
+    float *q, *k, *v, *o, *att;
+    void *qbuf;
+    size_t qcap;
+} attn_batch_scratch;
+
+/* The same for T tokens at positions pos0.. (prefill): projections as
+ * matrix products, attention causal token by token. Row t of OUT is
+ * bit-identical to attn_forward of token t after tokens 0..t-1. */
+void attn_forward_batch(mf_pool *pool, const attn_hparams *hp, const attn_weights *w, kv_layer kv, uint32_t pos0,
+                        int T, const float *H, size_t h_stride, attn_batch_scratch *s, float *OUT, size_t out_stride);
+
 /* How router logits become expert choices and mixing weights. */
 typedef enum moe_gating {
     MOE_SOFTMAX,         /* p = softmax(all logits); top-K of p (Qwen, Mixtral) */

@@ -102,6 +102,102 @@ void op_matvec_multi(mf_pool *pool, int n, const mf_weight *const *w, const floa
     else pool_run(pool, mv_task, &j);
 }
 
+/* ---- T inputs at once ---- */
+
+#define MM_TOKEN_BLOCK 16 /* tokens whose quantized inputs stay in L1/L2 while a row is reused */
+
+typedef struct mm_job {
+    int n, T;
+    const mf_weight *const *w;
+    float *const *Y;
+    size_t y_stride;
+    const quant_kernel_set *ks;
+    const uint8_t *act[MF_TYPE_COUNT];  /* T quantized inputs per activation type */
+    size_t act_stride[MF_TYPE_COUNT];
+    uint64_t total;
+} mm_job;
+
+static void mm_task(void *ctx, int ith, int nth)
+{
+    const mm_job *j = ctx;
+    size_t lo, hi;
+    pool_split(j->total, 1, ith, nth, &lo, &hi);
+    uint64_t base = 0;
+    for (int i = 0; i < j->n; i++) {
+        const mf_weight *w = j->w[i];
+        const uint64_t rb = w->row_bytes, rows = w->ne[1];
+        const uint64_t end = base + rows * rb;
+        if (hi > base && lo < end) {
+            uint64_t a = lo > base ? (lo - base + rb - 1) / rb : 0;
+            uint64_t b = (hi - base + rb - 1) / rb;
+            if (b > rows) b = rows;
+            const quant_kernel *k = &j->ks->k[w->type];
+            const uint8_t *act = j->act[k->act_type];
+            const size_t as = j->act_stride[k->act_type], ne0 = (size_t)w->ne[0];
+            for (int t0 = 0; t0 < j->T; t0 += MM_TOKEN_BLOCK) {
+                const int t1 = t0 + MM_TOKEN_BLOCK < j->T ? t0 + MM_TOKEN_BLOCK : j->T;
+                const uint8_t *row = (const uint8_t *)w->data + a * rb;
+                for (uint64_t r = a; r < b; r++, row += rb)
+                    for (int t = t0; t < t1; t++)
+                        j->Y[i][(size_t)t * j->y_stride + r] = k->vec_dot(row, act + (size_t)t * as, ne0);
+            }
+        }
+        base = end;
+    }
+}
+
+size_t op_matmul_qbytes(int n, const mf_weight *const *w, int T)
+{
+    const quant_kernel_set *ks = quant_kernels();
+    size_t need[MF_TYPE_COUNT] = { 0 }, total = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t at = ks->k[w[i]->type].act_type;
+        need[at] = at == MF_TYPE_F32 ? 0 : (quant_act_bytes(at, (size_t)w[i]->ne[0]) + 63) & ~(size_t)63;
+    }
+    for (uint32_t at = 0; at < MF_TYPE_COUNT; at++) total += need[at] * (size_t)T;
+    return total;
+}
+
+void op_matmul(mf_pool *pool, int n, const mf_weight *const *w, const float *X, size_t x_stride, int T,
+               float *const *Y, size_t y_stride, void *qbuf, size_t qcap)
+{
+    const quant_kernel_set *ks = quant_kernels();
+    const size_t ne0 = n > 0 ? (size_t)w[0]->ne[0] : 0;
+    /* op_matvec takes the float reference path when the pool's scratch is
+     * too small for one input; do exactly what it does then */
+    size_t one = 0, cap = 0;
+    (void)pool_scratch(pool, &cap);
+    size_t need[MF_TYPE_COUNT] = { 0 };
+    mm_job j = { .n = n, .T = T, .w = w, .Y = Y, .y_stride = y_stride, .ks = ks };
+    for (int i = 0; i < n; i++) {
+        uint32_t at = ks->k[w[i]->type].act_type;
+        need[at] = quant_act_bytes(at, ne0);
+        j.total += w[i]->ne[1] * w[i]->row_bytes;
+    }
+    for (uint32_t at = 0; at < MF_TYPE_COUNT; at++) one += (need[at] + 63) & ~(size_t)63;
+    if (one > cap || !pool || op_matmul_qbytes(n, w, T) > qcap) {
+        float *yt[64];
+        for (int t = 0; t < T; t++) {
+            for (int i = 0; i < n && i < 64; i++) yt[i] = Y[i] + (size_t)t * y_stride;
+            op_matvec_multi(pool, n, w, X + (size_t)t * x_stride, yt);
+        }
+        return;
+    }
+    uint8_t *q = qbuf;
+    j.act[MF_TYPE_F32] = (const uint8_t *)X; /* float weights take x as it is */
+    j.act_stride[MF_TYPE_F32] = x_stride * sizeof(float);
+    for (uint32_t at = 0; at < MF_TYPE_COUNT; at++) {
+        if (!need[at] || at == MF_TYPE_F32) continue;
+        size_t st = (need[at] + 63) & ~(size_t)63;
+        for (int t = 0; t < T; t++) ks->act[at](X + (size_t)t * x_stride, q + (size_t)t * st, ne0);
+        j.act[at] = q;
+        j.act_stride[at] = st;
+        q += st * (size_t)T;
+    }
+    if (j.total * (uint64_t)T < OP_PAR_MIN_BYTES || pool_threads(pool) == 1) mm_task(&j, 0, 1);
+    else pool_run(pool, mm_task, &j);
+}
+
 void op_matvec(mf_pool *pool, const mf_weight *w, const float *x, float *y)
 {
     op_matvec_multi(pool, 1, &w, x, &y);

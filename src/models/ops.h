@@ -24,6 +24,17 @@ void op_matvec(mf_pool *pool, const mf_weight *w, const float *x, float *y);
  * all have the same ne[0]. */
 void op_matvec_multi(mf_pool *pool, int n, const mf_weight *const *w, const float *x, float *const *y);
 
+/* The same product for T inputs: Y[t] = W . X[t] for each weight of w,
+ * X rows x_stride floats apart, y[i] rows of weight i y_stride floats apart.
+ * Each weight row is loaded once per block of tokens and dotted with every
+ * token's quantized input, with the very kernels op_matvec uses: Y[t] is
+ * bit-identical to op_matvec on X[t]. qbuf (qcap bytes) holds the quantized
+ * inputs; when it is too small the tokens are done one by one. */
+void op_matmul(mf_pool *pool, int n, const mf_weight *const *w, const float *X, size_t x_stride, int T,
+               float *const *Y, size_t y_stride, void *qbuf, size_t qcap);
+/* Bytes qbuf needs for T inputs of ne0 values for weights of these types. */
+size_t op_matmul_qbytes(int n, const mf_weight *const *w, int T);
+
 /* Row `id` of an embedding table, dequantized. */
 void op_get_row(const mf_weight *w, uint64_t id, float *out);
 
