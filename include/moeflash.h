@@ -296,6 +296,14 @@ void mf_synth_preset(const char *name, mf_synth_shape *s);
 /* Writes the model to path (via path.partial, renamed when complete). */
 int mf_synth_write(const char *path, const mf_synth_shape *s, mf_error *e);
 
+/* Random-weight models of other architectures (src/models/synth_archs.c):
+ * "qwen35-35b-a3b" (qwen35moe), "deepseek-v3" (deepseek2), "gpt-oss-120b"
+ * (gpt-oss) with the real models' shapes, and "qwen35-tiny",
+ * "deepseek-v3-tiny", "gpt-oss-tiny" (the same layouts, a few MB).
+ * n_layer_override > 0 replaces the layer count. Written via path.partial;
+ * path NULL only checks the preset name. */
+int mf_synth_write_arch(const char *preset, const char *path, int n_layer_override, mf_error *e);
+
 /* ---- benchmark (src/engine/bench.c) ---- */
 
 typedef struct mf_bench_params {

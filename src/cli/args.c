@@ -190,3 +190,25 @@ int cli_synthetic_model(char *buf, size_t n, const char *preset)
     }
     return 0;
 }
+
+int cli_synthetic_arch_model(char *buf, size_t n, const char *preset, int n_layer)
+{
+    mf_error e;
+    if (mf_synth_write_arch(preset, NULL, n_layer, &e)) {
+        fprintf(stderr, "moeflash: %s\n", e.msg);
+        return -1;
+    }
+    char name[160];
+    if (n_layer > 0) snprintf(name, sizeof name, "synthetic-%s-L%d-v1.gguf", preset, n_layer);
+    else snprintf(name, sizeof name, "synthetic-%s-v1.gguf", preset);
+    if (cli_cache_path(buf, n, name)) return -1;
+    struct stat st;
+    if (stat(buf, &st) == 0) return 0;
+    fprintf(stderr, "writing the synthetic model %s%s (once) to %s ...\n", preset, n_layer > 0 ? " (fewer layers)" : "",
+            buf);
+    if (mf_synth_write_arch(preset, buf, n_layer, &e)) {
+        fprintf(stderr, "moeflash: %s\n", e.msg);
+        return -1;
+    }
+    return 0;
+}

@@ -35,5 +35,8 @@ int cli_cache_path(char *buf, size_t n, const char *name);
 /* Makes sure the synthetic model `preset` exists in the cache directory
  * (writing it, with progress on stderr, if not); its path into buf. */
 int cli_synthetic_model(char *buf, size_t n, const char *preset);
+/* The same for mf_synth_write_arch's presets; n_layer > 0 overrides the
+ * layer count (and names the file after it). */
+int cli_synthetic_arch_model(char *buf, size_t n, const char *preset, int n_layer);
 
 #endif
