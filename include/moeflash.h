@@ -44,7 +44,11 @@ typedef struct mf_model_params {
                                  never more than all experts) */
     const char *io;           /* expert reads: "pread" (default), "direct", "uring" */
     int io_threads;           /* reader threads (pread/direct) or ring depth; 0: default */
-    const char *policy;       /* expert cache eviction policy; NULL: "lru" */
+    const char *policy;       /* expert cache eviction policy (lru, lru-layer, lfu, lrfu,
+                                 hot, nextuse); NULL: the measured default, nextuse */
+    bool no_prefetch;         /* do not read the next layer's guessed experts ahead */
+    const char *hot_set;      /* --hot-set FILE: the "hot" policy's learned counts, read at
+                                 open and written at close (selects policy "hot") */
 } mf_model_params;
 
 void mf_model_params_default(mf_model_params *p);
@@ -263,6 +267,10 @@ typedef struct mf_stats {
     uint64_t cache_bytes;
     uint64_t prefetch_issued, prefetch_used, prefetch_wasted;
     uint64_t peak_rss_bytes;
+    uint64_t prefetch_late;   /* demand misses whose prefetch read was still in flight */
+    uint64_t predicted, predicted_right;  /* experts chosen where the next-layer guess ran,
+                                             and those in the guess's top-K */
+    uint64_t predicted_in_guess;          /* ... and those anywhere in the guess (K + margin) */
 } mf_stats;
 
 /* Test hook: the nth expert read from now fails (1 EIO, 2 short read,

@@ -90,7 +90,7 @@ int cli_common_flag(cli_common *c, int argc, char **argv, int *i)
 {
     const char *a = argv[*i], *v;
     double x;
-    if (!strcmp(a, "--no-prefetch")) { c->no_prefetch = true; return 1; }
+    if (!strcmp(a, "--no-prefetch")) { c->no_prefetch = c->model.no_prefetch = true; return 1; }
     if (!strcmp(a, "--stats")) { c->stats = true; return 1; }
 #define VAL() if (want_value(argc, argv, i, &v)) return -1
     if (!strcmp(a, "--threads") || !strcmp(a, "-t")) {
@@ -130,6 +130,8 @@ int cli_common_flag(cli_common *c, int argc, char **argv, int *i)
     if (!strcmp(a, "--repeat-penalty")) { VAL(); if (num(a, v, 0, 100, &x)) return -1; c->sampler.repeat_penalty = (float)x; return 1; }
     if (!strcmp(a, "--repeat-last-n")) { VAL(); if (num(a, v, 0, 1 << 20, &x)) return -1; c->sampler.repeat_last_n = (int)x; return 1; }
     if (!strcmp(a, "--stats-json")) { VAL(); c->stats_json = v; return 1; }
+    if (!strcmp(a, "--policy")) { VAL(); c->model.policy = v; return 1; }
+    if (!strcmp(a, "--hot-set")) { VAL(); c->model.hot_set = v; return 1; }
 #undef VAL
     return 0;
 }

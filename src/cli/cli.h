@@ -11,6 +11,7 @@ int cmd_demo(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);    /* cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv);  /* cmd_tokenize.c */
 int cmd_render(int argc, char **argv);      /* cmd_render.c */
+int cmd_replay(int argc, char **argv);      /* cmd_replay.c */
 int cmd_serve(int argc, char **argv);       /* cmd_serve.c */
 
 #endif

@@ -16,6 +16,7 @@ static const struct { const char *name; int (*fn)(int, char **); const char *hel
     { "tokenize", cmd_tokenize, "tokenize MODEL -p TEXT | -f FILE [--json]   token ids of a text" },
     { "detokenize", cmd_detokenize, "detokenize MODEL --ids \"...\"   text of token ids" },
     { "render", cmd_render, "render MODEL --chat FILE      the chat prompt the model's template renders" },
+    { "replay", cmd_replay, "replay TRACE --expert-bytes N [--cache SIZE] [--policy P] [--sim]   cache-policy replay" },
     { "serve", cmd_serve, "serve MODEL [--host H] [--port P] [--api-key KEY]   OpenAI-compatible HTTP server" },
 };
 

@@ -12,6 +12,7 @@
 #include "moeflash.h"
 #include "gguf.h"
 #include "engine/plan.h"
+#include "store/store.h"
 #include "threads/pool.h"
 
 #include <errno.h>
@@ -128,11 +129,22 @@ double mf_bench_disk_gbs(const char *path, uint64_t lo, uint64_t hi, uint64_t ch
 /* ---- decode runs ---- */
 
 typedef struct run_result {
-    double tok_s, prefill_tok_s, miss_bytes_tok, read_mb_s, hit_rate, io_wait_s;
+    double tok_s, tok_s_median, prefill_tok_s, miss_bytes_tok, read_mb_s, hit_rate, io_wait_tok;
     uint64_t cache_bytes, peak_rss;
+    uint64_t pf_issued, pf_used, pf_wasted, pf_late, predicted, predicted_k, predicted_guess;
 } run_result;
 
-static int decode_run(const char *path, const mf_bench_params *bp, const char *io, run_result *r, mf_error *e)
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Decodes bp->n_gen greedy tokens after a random prompt. The machine is
+ * shared, so besides the mean the median token time is kept: another
+ * process's burst slows a few tokens, not the median. */
+static int decode_run(const char *path, const mf_bench_params *bp, const char *io, bool prefetch, run_result *r,
+                      mf_error *e)
 {
     mf_model_params mp;
     mf_model_params_default(&mp);
@@ -140,12 +152,14 @@ static int decode_run(const char *path, const mf_bench_params *bp, const char *i
     mp.cache_bytes = bp->cache_bytes;
     mp.io = io;
     mp.io_threads = bp->io_threads;
+    mp.no_prefetch = !prefetch;
     mf_model *m = mf_model_open(path, &mp, e);
     if (!m) return -1;
     const mf_model_info *in = mf_model_get_info(m);
     mf_session *s = mf_session_new(m, (uint32_t)(bp->n_prompt + bp->n_gen + 8), e);
+    double *dts = calloc((size_t)bp->n_gen + 1, sizeof *dts);
     int rc = -1;
-    if (!s) goto out;
+    if (!s || !dts) { if (!dts) mf_fail(e, "out of memory"); goto out; }
     int32_t ids[4096];
     uint64_t seed = 42;
     for (int i = 0; i < bp->n_prompt && i < 4096; i++) {
@@ -160,25 +174,47 @@ static int decode_run(const char *path, const mf_bench_params *bp, const char *i
         const float *l = mf_session_logits(s);
         int32_t t = 0;
         for (uint32_t i = 1; i < in->n_vocab; i++) t = l[i] > l[t] ? (int32_t)i : t;
+        double t1 = now_s();
         if (mf_eval(s, &t, 1, NULL, e)) goto out;
+        dts[k] = now_s() - t1;
     }
     double dt = now_s() - t0;
     mf_stats after;
     mf_model_stats(m, &after);
+    qsort(dts, (size_t)bp->n_gen, sizeof *dts, cmp_double);
     uint64_t hits = after.cache_hits - before.cache_hits, misses = after.cache_misses - before.cache_misses;
     r->tok_s = bp->n_gen / dt;
+    r->tok_s_median = dts[bp->n_gen / 2] > 0 ? 1.0 / dts[bp->n_gen / 2] : 0;
     r->prefill_tok_s = before.prefill_s > 0 ? before.prompt_tokens / before.prefill_s : 0;
     r->miss_bytes_tok = (double)(after.bytes_read - before.bytes_read) / bp->n_gen;
     r->read_mb_s = (double)(after.bytes_read - before.bytes_read) / dt / 1e6;
     r->hit_rate = hits + misses ? (double)hits / (double)(hits + misses) : 0;
-    r->io_wait_s = after.io_wait_s - before.io_wait_s;
+    r->io_wait_tok = (after.io_wait_s - before.io_wait_s) / bp->n_gen;
     r->cache_bytes = after.cache_bytes;
     r->peak_rss = after.peak_rss_bytes;
+    r->pf_issued = after.prefetch_issued - before.prefetch_issued;
+    r->pf_used = after.prefetch_used - before.prefetch_used;
+    r->pf_wasted = after.prefetch_wasted - before.prefetch_wasted;
+    r->pf_late = after.prefetch_late - before.prefetch_late;
+    r->predicted = after.predicted - before.predicted;
+    r->predicted_k = after.predicted_right - before.predicted_right;
+    r->predicted_guess = after.predicted_in_guess - before.predicted_in_guess;
     rc = 0;
 out:
+    free(dts);
     mf_session_free(s);
     mf_model_close(m);
     return rc;
+}
+
+static double share(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : 0; }
+
+static void print_run(FILE *out, const char *io, const char *mode, const run_result *r, double disk, double compute_roof)
+{
+    double io_roof = disk > 0 && r->miss_bytes_tok > 0 ? disk * 1e9 / r->miss_bytes_tok : 0;
+    fprintf(out, "  %-7s %-8s %7.2f %7.2f %8.2f %9.1f %9.0f %6.1f%% %8.0f %8.1f %10.2f %9.2f\n", io, mode, r->tok_s,
+            r->tok_s_median, r->prefill_tok_s, r->miss_bytes_tok / 1e6, r->read_mb_s, 100 * r->hit_rate,
+            r->cache_bytes / 1e6, 1e3 * r->io_wait_tok, io_roof > 0 ? r->tok_s / io_roof : 0, r->tok_s / compute_roof);
 }
 
 int mf_bench_run(const char *path, const mf_bench_params *bp, FILE *out, mf_error *e)
@@ -221,26 +257,37 @@ int mf_bench_run(const char *path, const mf_bench_params *bp, FILE *out, mf_erro
     fprintf(out, "  compute roofline (memory-bound decode): %.1f tok/s\n", compute_roof);
 
     static const char *ios[] = { "pread", "direct", "uring" };
-    fprintf(out, "\ndecode, %d-token prompt then %d tokens, %d threads, --cache %s:\n", bp->n_prompt, bp->n_gen, n_threads,
-            bp->cache_bytes ? "set" : "auto");
-    fprintf(out, "  %-7s %8s %9s %10s %9s %8s %9s %10s %10s\n", "io", "tok/s", "prefill", "miss MB/t", "read MB/s",
-            "hit", "cache MB", "x I/O roof", "x compute");
+    /* --cache auto is resolved once, before any run: what is free changes
+     * as runs leave page cache behind, and every run must get the same */
+    mf_bench_params fixed = *bp;
+    const bool automatic = !bp->cache_bytes;
+    if (!fixed.cache_bytes) fixed.cache_bytes = store_auto_cache_bytes(plan.resident_bytes, 0);
+    if (!fixed.cache_bytes) fixed.cache_bytes = 1;
+    bp = &fixed;
+    fprintf(out, "\ndecode, %d-token prompt then %d tokens, %d threads, --cache %.0f MB (%s), with and without prefetch:\n",
+            bp->n_prompt, bp->n_gen, n_threads, bp->cache_bytes / 1e6, automatic ? "auto" : "set");
+    fprintf(out, "  %-7s %-8s %7s %7s %8s %9s %9s %7s %8s %8s %10s %9s\n", "io", "prefetch", "tok/s", "median",
+            "prefill", "read MB/t", "read MB/s", "hit", "cache MB", "wait ms/t", "x I/O roof", "x compute");
     int rc = 0;
     for (int i = 0; i < 3; i++) {
         if (bp->io && strcmp(bp->io, ios[i])) continue;
-        run_result r;
-        if (decode_run(path, bp, ios[i], &r, e)) {
+        run_result off, on;
+        if (decode_run(path, bp, ios[i], false, &off, e) || decode_run(path, bp, ios[i], true, &on, e)) {
             fprintf(out, "  %-7s failed: %s\n", ios[i], e->msg);
             rc = -1;
             continue;
         }
-        double io_roof = disk > 0 && r.miss_bytes_tok > 0 ? disk * 1e9 / r.miss_bytes_tok : 0;
-        fprintf(out, "  %-7s %8.2f %9.2f %10.1f %9.0f %7.1f%% %9.0f %10.2f %10.2f\n", ios[i], r.tok_s, r.prefill_tok_s,
-                r.miss_bytes_tok / 1e6, r.read_mb_s, 100 * r.hit_rate, r.cache_bytes / 1e6,
-                io_roof > 0 ? r.tok_s / io_roof : 0, r.tok_s / compute_roof);
-        if (io_roof > 0)
-            fprintf(out, "          I/O roofline at this miss rate: %.2f tok/s (disk %.2f GB/s / %.1f MB per token)\n",
-                    io_roof, disk, r.miss_bytes_tok / 1e6);
+        print_run(out, ios[i], "off", &off, disk, compute_roof);
+        print_run(out, ios[i], "on", &on, disk, compute_roof);
+        double hidden = off.io_wait_tok > 0 ? 1 - on.io_wait_tok / off.io_wait_tok : 0;
+        fprintf(out, "          prefetch: %.2fx tok/s (%.2fx by median token); miss latency hidden %.0f%% "
+                     "(waiting %.1f -> %.1f ms/token)\n",
+                off.tok_s > 0 ? on.tok_s / off.tok_s : 0, off.tok_s_median > 0 ? on.tok_s_median / off.tok_s_median : 0,
+                100 * hidden, 1e3 * off.io_wait_tok, 1e3 * on.io_wait_tok);
+        fprintf(out, "          predictor: %.1f%% of chosen experts in the guess's top-K, %.1f%% in the whole guess; "
+                     "%" PRIu64 " prefetched, %.0f%% used, %.0f%% wasted, %" PRIu64 " still in flight when needed\n",
+                100 * share(on.predicted_k, on.predicted), 100 * share(on.predicted_guess, on.predicted), on.pf_issued,
+                100 * share(on.pf_used, on.pf_issued), 100 * share(on.pf_wasted, on.pf_issued), on.pf_late);
         fflush(out);
     }
     plan_free(&plan);

@@ -92,7 +92,7 @@ mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
     m->ctx.f = m->f;
     m->ctx.pool = pool_new(p->n_threads);
     m->ctx.cache_bytes = cache_bytes;
-    m->ctx.policy = p->policy;
+    m->ctx.policy = p->policy ? p->policy : p->hot_set ? "hot" : NULL;
     m->ctx.io_threads = p->io_threads;
     if (!p->io || !strcmp(p->io, "pread")) m->ctx.io = IO_PREAD;
     else if (!strcmp(p->io, "direct")) m->ctx.io = IO_DIRECT;
@@ -103,6 +103,7 @@ mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
     arch_info ai;
     m->am = m->arch->load(&m->ctx, &ai, e);
     if (!m->am) goto fail;
+    if (m->ctx.store && store_configure(m->ctx.store, !p->no_prefetch, p->hot_set, e)) goto fail;
     const char *name = NULL;
     if (gguf_find(m->f, "general.name") && gguf_get_str(m->f, "general.name", &name, NULL) == 0) {
         snprintf(m->name, sizeof m->name, "%s", name);
@@ -230,6 +231,13 @@ void mf_model_stats(const mf_model *m, mf_stats *out)
         out->cache_misses = st.misses;
         out->bytes_read = st.bytes_read;
         out->io_wait_s = st.io_wait_s;
+        out->prefetch_issued = st.prefetch_issued;
+        out->prefetch_used = st.prefetch_used;
+        out->prefetch_wasted = st.prefetch_wasted;
+        out->prefetch_late = st.prefetch_late;
+        out->predicted = st.predicted;
+        out->predicted_right = st.predicted_k;
+        out->predicted_in_guess = st.predicted_all;
         out->cache_bytes = (uint64_t)store_slot_count(m->ctx.store) * store_slot_bytes(m->ctx.store);
     }
     out->peak_rss_bytes = peak_rss();
@@ -274,12 +282,14 @@ int mf_stats_write_json(const mf_model *m, const mf_stats *st, const char *io, c
             ", \"prefill_tok_s\": %.3f, \"decode_tok_s\": %.3f, \"cache_hits\": %" PRIu64 ", \"cache_misses\": %" PRIu64
             ", \"hit_rate\": %.4f, \"bytes_read\": %" PRIu64 ", \"read_mb_s\": %.1f, \"io_wait_s\": %.4f"
             ", \"prefetch_issued\": %" PRIu64 ", \"prefetch_used\": %" PRIu64 ", \"prefetch_wasted\": %" PRIu64
+            ", \"prefetch_late\": %" PRIu64 ", \"predictor_accuracy\": %.4f"
             ", \"peak_rss_bytes\": %" PRIu64 "}\n",
             m->info.arch, m->info.n_threads, io ? io : m->io_name, st->cache_bytes, st->prompt_tokens, st->generated_tokens,
             ratio((double)st->prompt_tokens, st->prefill_s), ratio((double)st->generated_tokens, st->decode_s),
             st->cache_hits, st->cache_misses, ratio((double)st->cache_hits, (double)lookups), st->bytes_read,
             ratio((double)st->bytes_read / 1e6, total), st->io_wait_s, st->prefetch_issued, st->prefetch_used,
-            st->prefetch_wasted, st->peak_rss_bytes);
+            st->prefetch_wasted, st->prefetch_late, ratio((double)st->predicted_right, (double)st->predicted),
+            st->peak_rss_bytes);
     if (fp != stdout && fclose(fp) != 0) return mf_fail(e, "%s: write failed: %s", path, strerror(errno));
     return 0;
 }

@@ -82,14 +82,48 @@ typedef struct moe_scratch {
     float *down;             /* n_embd */
     int32_t *ids;            /* n_used */
     float *w;                /* n_used */
+    /* prefetch (optional: an architecture that guesses allocates them) */
+    float *pf_h;             /* n_embd */
+    int32_t *pf_ids;         /* moe_guess_count(n_used) */
+    const store_expert *ex[64];  /* moe_route's experts, for moe_experts */
 } moe_scratch;
+
+/* The next layer's guess for prefetch: its router applied to
+ * RMSNorm(x) * norm, x being the residual stream as it is now (after this
+ * layer's attention); the top-(K + margin) go to the store. Gating, router
+ * and selection biases are taken from the hparams passed with it (an
+ * architecture whose layers differ there passes the next layer's). */
+typedef struct moe_next {
+    int layer;                 /* the layer guessed */
+    const mf_weight *router;   /* its router */
+    const float *norm;         /* its pre-FFN RMSNorm weight (NULL: x as it is) */
+    float eps;
+    const float *x;            /* n_embd */
+} moe_next;
 
 /* Routed experts of layer: router -> top-K -> experts from the store ->
  * out = sum_k w_k * down_k(act(gate_k h, up_k h)), with the experts' biases
  * where the layer has them. s->sel may be NULL when gating needs no
- * separate selection scores (MOE_SOFTMAX without sel_bias). */
+ * separate selection scores (MOE_SOFTMAX without sel_bias).
+ * moe_forward = moe_route then moe_experts; an architecture that prefetches
+ * calls the two itself and passes moe_route the next layer's guess, whose
+ * reads then queue behind this layer's demand reads and run while this
+ * layer's experts and the next layer's attention compute. */
 int moe_forward(mf_pool *pool, store *st, int layer, const moe_hparams *hp, const mf_weight *router, const float *h,
                 moe_scratch *s, float *out, mf_error *e);
+/* Router, gating, top-K, and the experts acquired (pinned) from the store;
+ * next (may be NULL) is guessed and prefetched before the wait for them. */
+int moe_route(mf_pool *pool, store *st, int layer, const moe_hparams *hp, const mf_weight *router, const float *h,
+              moe_scratch *s, const moe_next *next, mf_error *e);
+/* The experts moe_route acquired, mixed into out; releases them. */
+void moe_experts(mf_pool *pool, store *st, int layer, const moe_hparams *hp, const float *h, moe_scratch *s,
+                 float *out);
+/* A guess prefetched on its own (the first layer's, from the embedding).
+ * Nothing happens when the store does not prefetch or s->pf_h is NULL.
+ * Writes s->logits, s->pf_h, s->pf_ids only (never what moe_experts reads). */
+void moe_prefetch(mf_pool *pool, store *st, const moe_hparams *hp, const moe_next *next, moe_scratch *s);
+/* How many experts a guess names for K chosen: K plus a margin. */
+int moe_guess_count(int n_used);
 
 /* Top-k of x[0..n) by value (ties: lower index first), descending. */
 void moe_topk(const float *x, int n, int k, int32_t *ids);

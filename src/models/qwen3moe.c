@@ -173,6 +173,7 @@ static void q3_state_free(void *sp)
     free(s->x);
     free(s->as.att);
     free(s->ms.ids);
+    free(s->ms.pf_ids);
     free(s);
 }
 
@@ -214,10 +215,11 @@ static void *q3_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->n_ctx = n_ctx;
     const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff_exp;
-    size_t nf = 3 * E + Q + 2 * KV + Q + hp->n_expert + 2 * K * F + E + K;
+    size_t nf = 3 * E + Q + 2 * KV + Q + hp->n_expert + 2 * K * F + E + K + E;
     s->x = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K, sizeof(int32_t));
-    if (!s->x || !s->ms.ids) { q3_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
+    if (!s->x || !s->ms.ids || !s->ms.pf_ids) { q3_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->x;
     s->x = p, p += E;
     s->h = p, p += E;
@@ -230,6 +232,7 @@ static void *q3_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->ms.gate = p, p += K * F;
     s->ms.up = p, p += K * F;
     s->ms.down = p, p += E;
+    s->ms.pf_h = p, p += E;
     s->ms.w = p;
     if (q3_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { q3_state_free(s); return NULL; }
     return s;
@@ -250,6 +253,13 @@ static int q3_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *lo
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (q3_state_reserve(s, pos + 1, e)) return -1;
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    /* Prefetch: layer l + 1's router applied to the residual stream after
+     * layer l's attention guesses its experts, whose reads then run behind
+     * layer l's and while layer l's experts and layer l + 1's attention
+     * compute (layer 0's guess comes from the embedding). The guess never
+     * changes what is computed: logits are the same with and without it. */
+    moe_next next = { 0, &m->layers[0].router, m->layers[0].ffn_norm.data, hp->eps, s->x };
+    moe_prefetch(m->pool, m->store, &m->mhp, &next, &s->ms);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const q3_layer *L = &m->layers[l];
         op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
@@ -257,7 +267,13 @@ static int q3_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *lo
         attn_forward(m->pool, &m->ahp, &L->attn, kv, pos, s->h, &s->as, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
-        if (moe_forward(m->pool, m->store, (int)l, &m->mhp, &L->router, s->h, &s->ms, s->tmp, e)) return -1;
+        const bool last = l + 1 == hp->n_layer;
+        if (!last) {
+            const q3_layer *N = &m->layers[l + 1];
+            next = (moe_next){ (int)l + 1, &N->router, N->ffn_norm.data, hp->eps, s->x };
+        }
+        if (moe_route(m->pool, m->store, (int)l, &m->mhp, &L->router, s->h, &s->ms, last ? NULL : &next, e)) return -1;
+        moe_experts(m->pool, m->store, (int)l, &m->mhp, s->h, &s->ms, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
     }
     if (!logits) return 0;

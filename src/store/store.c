@@ -1,17 +1,17 @@
-/* store.c — the expert index, the slot cache, and demand reads of misses.
+/* store.c — the expert index, the slots under one budget, opening and
+ * closing, counters. Reading experts (demand and prefetch) is in
+ * store_fetch.c.
  *
  * The one idea: a slot holds one whole expert (all its roles, each at a
  * 4 KiB-aligned place in the slot), so a hit costs a table lookup and a
- * miss one read per role, and a layer's misses are read as one parallel
- * batch through the I/O backend. Pinned slots (pins > 0) are never
- * victims; with at least K slots a layer's K experts always fit, which
- * store_open checks. With O_DIRECT the read covers the aligned superset of
- * an extent and the role's pointer is set to the wanted byte inside it.
- * A failed read leaves the slot empty and the error names file and offset.
+ * miss one read per role, read in parallel with the layer's other misses.
+ * Pinned slots (pins > 0), slots being read and prefetched slots waiting
+ * for their layer are never victims; with at least K slots a layer's K
+ * experts always fit, which store_open checks. With O_DIRECT the read
+ * covers the aligned superset of an extent and the role's pointer is set
+ * to the wanted byte inside it.
  */
-#include "store/store.h"
-#include "store/io.h"
-#include "store/policy.h"
+#include "store/store_int.h"
 #include "engine/plan.h"
 
 #include <errno.h>
@@ -20,59 +20,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-#define STORE_ALIGN 4096ull
-#define ALIGN_UP(x) (((x) + STORE_ALIGN - 1) / STORE_ALIGN * STORE_ALIGN)
 
 static const char *const role_suffix[STORE_ROLE_COUNT] = {
     "ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight", "ffn_gate_up_exps.weight",
     "ffn_gate_exps.bias", "ffn_up_exps.bias", "ffn_down_exps.bias", "ffn_gate_up_exps.bias",
 };
 
-typedef struct slot {
-    uint8_t *mem;
-    int32_t layer, id;       /* -1: empty */
-    int32_t pins;
-    store_expert view;
-} slot;
-
-struct store {
-    const gguf_file *f;
-    uint32_t n_layer, n_expert;
-    store_tensor *roles;     /* n_layer x STORE_ROLE_COUNT */
-    int *fds;                /* one per file part (O_DIRECT for direct) */
-    io_kind io;
-    io_backend *backend;
-    store_policy *policy;
-    uint64_t slot_bytes;
-    uint32_t n_slots;
-    slot *slots;
-    uint8_t *arena;
-    int32_t *where;          /* (layer, expert) -> slot or -1 */
-    io_req *reqs;            /* one batch: K experts x roles */
-    int32_t *req_slot;
-    uint32_t max_batch;
-    uint64_t *uses;          /* (layer, expert) -> times acquired */
-    store_stats st;
-};
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 const store_tensor *store_layer_roles(const store *s, int layer) { return &s->roles[(size_t)layer * STORE_ROLE_COUNT]; }
 
 bool store_layer_has_experts(const store *s, int layer)
 {
+    if (s->sim) return layer >= 0 && (uint32_t)layer < s->n_layer;
     const store_tensor *r = store_layer_roles(s, layer);
     for (int i = 0; i < STORE_ROLE_COUNT; i++)
         if (r[i].t) return true;
     return false;
+}
+
+bool store_slot_busy(void *ctx, uint32_t i)
+{
+    const slot *sl = &((store *)ctx)->slots[i];
+    return sl->pins > 0 || sl->loading || sl->prefetched;
+}
+
+/* Forgets what sl holds (its bytes are not whole, or not wanted). */
+void store_unmap(store *s, slot *sl)
+{
+    if (sl->layer >= 0) s->where[(size_t)sl->layer * s->n_expert + sl->id] = -1;
+    sl->layer = sl->id = -1;
+    sl->prefetched = 0;
+    s->policy->ops->on_remove(s->policy, (uint32_t)(sl - s->slots));
 }
 
 static int build_index(store *s, mf_error *e)
@@ -123,24 +101,83 @@ static int open_fds(store *s, mf_error *e)
     return 0;
 }
 
+static store *store_new(uint32_t n_layer, uint32_t n_expert, uint32_t min_slots, mf_error *e)
+{
+    store *s = calloc(1, sizeof *s);
+    if (!s) { mf_fail(e, "out of memory"); return NULL; }
+    s->n_layer = n_layer;
+    s->n_expert = n_expert;
+    s->min_slots = min_slots ? min_slots : 1;
+    s->guess_layer = -1;
+    s->roles = calloc((size_t)n_layer * STORE_ROLE_COUNT + 1, sizeof *s->roles);
+    s->where = malloc(((size_t)n_layer * n_expert + 1) * sizeof *s->where);
+    s->uses = calloc((size_t)n_layer * n_expert + 1, sizeof *s->uses);
+    s->wait_slot = calloc(s->min_slots, sizeof *s->wait_slot);
+    s->guess = calloc((size_t)n_expert + 1, sizeof *s->guess);
+    s->guard = calloc((size_t)n_expert + 1, sizeof *s->guard);
+    if (!s->roles || !s->where || !s->uses || !s->wait_slot || !s->guess || !s->guard) {
+        mf_fail(e, "out of memory");
+        store_close(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < (size_t)n_layer * n_expert; i++) s->where[i] = -1;
+    return s;
+}
+
+static int set_policy(store *s, const char *name, const char *hot_set, mf_error *e)
+{
+    store_policy_params pp = { s->n_slots, s->n_layer, s->n_expert, s->min_slots, hot_set };
+    store_policy *p = policy_new(name, &pp, e);
+    if (!p) return -1;
+    if (s->policy) s->policy->ops->free(s->policy);
+    s->policy = p;
+    free(s->hot_set);
+    s->hot_set = hot_set ? strdup(hot_set) : NULL;
+    return 0;
+}
+
+/* Slots, their reads and the bookkeeping arrays, once n_slots is known. */
+static int alloc_slots(store *s, const char *policy, const char *hot_set, mf_error *e)
+{
+    size_t nr = (size_t)s->n_slots * STORE_ROLE_COUNT;
+    s->slots = calloc(s->n_slots, sizeof *s->slots);
+    s->reqs = calloc(nr, sizeof *s->reqs);
+    s->batch = calloc(nr, sizeof *s->batch);
+    s->loading = calloc(s->n_slots, sizeof *s->loading);
+    s->pf = calloc(s->n_slots, sizeof *s->pf);
+    if (!s->slots || !s->reqs || !s->batch || !s->loading || !s->pf) return mf_fail(e, "out of memory");
+    if (!s->sim && s->slot_bytes) {
+        if (posix_memalign((void **)&s->arena, STORE_ALIGN, (size_t)(s->n_slots * s->slot_bytes)) != 0) {
+            s->arena = NULL;
+            return mf_fail(e, "cannot allocate the expert cache: %u slots of %" PRIu64 " bytes", s->n_slots,
+                           s->slot_bytes);
+        }
+    }
+    for (uint32_t i = 0; i < s->n_slots; i++) {
+        s->slots[i].mem = s->arena ? s->arena + (size_t)i * s->slot_bytes : NULL;
+        s->slots[i].layer = s->slots[i].id = -1;
+        s->slots[i].req = &s->reqs[(size_t)i * STORE_ROLE_COUNT];
+    }
+    return set_policy(s, policy, hot_set, e);
+}
+
+/* Prefetch needs room for the running layer's K pinned experts and the
+ * next layer's guess besides; below that it would only evict what the
+ * demand reads are about to need. */
+static bool room_for_prefetch(const store *s) { return s->n_slots >= 2 * s->min_slots && !s->sim; }
+
 store *store_open(const gguf_file *f, uint32_t n_layer, uint32_t n_expert, uint32_t min_slots,
                   const store_params *p, mf_error *e)
 {
     store_params def = { 0 };
     if (!p) p = &def;
-    store *s = calloc(1, sizeof *s);
-    if (!s) { mf_fail(e, "out of memory"); return NULL; }
+    store *s = store_new(n_layer, n_expert, min_slots, e);
+    if (!s) return NULL;
     s->f = f;
-    s->n_layer = n_layer;
-    s->n_expert = n_expert;
     s->io = (io_kind)p->io;
-    s->roles = calloc((size_t)n_layer * STORE_ROLE_COUNT + 1, sizeof *s->roles);
-    s->where = malloc(((size_t)n_layer * n_expert + 1) * sizeof *s->where);
     s->fds = malloc((size_t)f->n_parts * sizeof *s->fds);
-    s->uses = calloc((size_t)n_layer * n_expert + 1, sizeof *s->uses);
-    if (!s->roles || !s->where || !s->fds || !s->uses) { mf_fail(e, "out of memory"); goto fail; }
+    if (!s->fds) { mf_fail(e, "out of memory"); goto fail; }
     for (int i = 0; i < f->n_parts; i++) s->fds[i] = -1;
-    for (size_t i = 0; i < (size_t)n_layer * n_expert; i++) s->where[i] = -1;
     if (n_expert && build_index(s, e)) goto fail;
     if (s->slot_bytes == 0) return s; /* a dense model: nothing to stream */
     if (open_fds(s, e)) goto fail;
@@ -148,190 +185,89 @@ store *store_open(const gguf_file *f, uint32_t n_layer, uint32_t n_expert, uint3
     uint64_t all = 0;
     for (uint32_t l = 0; l < n_layer; l++)
         if (store_layer_has_experts(s, l)) all += n_expert;
-    uint64_t want = p->cache_bytes ? p->cache_bytes / s->slot_bytes : all;
+    uint64_t want = p->cache_slots ? p->cache_slots : p->cache_bytes ? p->cache_bytes / s->slot_bytes : all;
     if (want > all) want = all;
-    if (want < min_slots) {
+    if (want < s->min_slots) {
         mf_fail(e, "an expert cache of %" PRIu64 " MiB holds %" PRIu64 " experts of %" PRIu64
                    " bytes, but one layer needs %u at once: use --cache %" PRIu64 "M or more",
-                p->cache_bytes >> 20, want, s->slot_bytes, min_slots,
-                ((uint64_t)min_slots * s->slot_bytes + (1 << 20) - 1) >> 20);
+                p->cache_bytes >> 20, want, s->slot_bytes, s->min_slots,
+                ((uint64_t)s->min_slots * s->slot_bytes + (1 << 20) - 1) >> 20);
         goto fail;
     }
     s->n_slots = (uint32_t)want;
-    s->slots = calloc(s->n_slots, sizeof *s->slots);
-    s->policy = policy_new(p->policy, s->n_slots);
-    s->max_batch = (min_slots ? min_slots : 1) * STORE_ROLE_COUNT;
-    s->reqs = calloc(s->max_batch, sizeof *s->reqs);
-    s->req_slot = calloc(s->max_batch, sizeof *s->req_slot);
-    if (!s->slots || !s->policy || !s->reqs || !s->req_slot) {
-        mf_fail(e, p->policy && !s->policy ? "unknown cache policy '%s'" : "out of memory", p->policy);
-        goto fail;
-    }
-    if (posix_memalign((void **)&s->arena, STORE_ALIGN, (size_t)(s->n_slots * s->slot_bytes)) != 0) {
-        s->arena = NULL;
-        mf_fail(e, "cannot allocate the expert cache: %u slots of %" PRIu64 " bytes", s->n_slots, s->slot_bytes);
-        goto fail;
-    }
-    for (uint32_t i = 0; i < s->n_slots; i++) {
-        s->slots[i].mem = s->arena + (size_t)i * s->slot_bytes;
-        s->slots[i].layer = s->slots[i].id = -1;
-    }
+    if (alloc_slots(s, p->policy, p->hot_set, e)) goto fail;
     const char *why = NULL;
     s->backend = io_open(s->io, p->io_threads, &why);
     if (!s->backend) { mf_fail(e, "--io %s: %s", io_kind_name(s->io), why); goto fail; }
+    s->prefetch_on = !p->no_prefetch && room_for_prefetch(s);
     return s;
 fail:
     store_close(s);
     return NULL;
 }
 
+store *store_open_sim(uint32_t n_layer, uint32_t n_expert, uint32_t min_slots, uint32_t n_slots,
+                      uint64_t expert_bytes, const char *policy, const char *hot_set, mf_error *e)
+{
+    store *s = store_new(n_layer, n_expert, min_slots, e);
+    if (!s) return NULL;
+    s->sim = true;
+    s->sim_bytes = expert_bytes;
+    s->slot_bytes = expert_bytes;
+    uint64_t all = (uint64_t)n_layer * n_expert;
+    if (n_slots > all) n_slots = (uint32_t)all;
+    if (n_slots < s->min_slots) {
+        mf_fail(e, "a cache of %u experts, but one step needs %u at once", n_slots, s->min_slots);
+        store_close(s);
+        return NULL;
+    }
+    s->n_slots = n_slots;
+    if (alloc_slots(s, policy, hot_set, e)) { store_close(s); return NULL; }
+    return s;
+}
+
+int store_configure(store *s, bool prefetch, const char *hot_set, mf_error *e)
+{
+    if (!s->slots) return 0; /* nothing streamed */
+    s->prefetch_on = prefetch && room_for_prefetch(s);
+    if (!hot_set) return 0;
+    if (strcmp(s->policy->ops->name, "hot"))
+        return mf_fail(e, "--hot-set %s: the hot set belongs to --policy hot, not %s", hot_set, s->policy->ops->name);
+    return set_policy(s, "hot", hot_set, e);
+}
+
 void store_close(store *s)
 {
     if (!s) return;
-    io_close(s->backend);
-    if (s->fds)
+    io_close(s->backend); /* reads in flight land before the arena goes */
+    if (s->hot_set) {
+        mf_error e;
+        if (policy_save(s->policy, s->hot_set, &e)) fprintf(stderr, "moeflash: %s\n", e.msg);
+    }
+    if (s->fds && s->f)
         for (int i = 0; i < s->f->n_parts; i++)
             if (s->fds[i] >= 0) close(s->fds[i]);
     if (s->policy) s->policy->ops->free(s->policy);
+    free(s->hot_set);
     free(s->fds);
     free(s->roles);
     free(s->where);
     free(s->uses);
     free(s->slots);
     free(s->reqs);
-    free(s->req_slot);
+    free(s->batch);
+    free(s->loading);
+    free(s->pf);
+    free(s->wait_slot);
+    free(s->guess);
+    free(s->guard);
     free(s->arena);
     free(s);
 }
 
-static bool slot_pinned(void *ctx, uint32_t i) { return ((store *)ctx)->slots[i].pins > 0; }
-
-/* Adds the read requests of expert (layer, id) into slot sl to the batch. */
-static void plan_reads(store *s, slot *sl, int layer, int id, int *n)
-{
-    const store_tensor *roles = store_layer_roles(s, layer);
-    sl->view.layer = layer;
-    sl->view.id = id;
-    for (int r = 0; r < STORE_ROLE_COUNT; r++) {
-        const store_tensor *st = &roles[r];
-        sl->view.data[r] = NULL;
-        if (!st->t) continue;
-        uint64_t off = st->t->offset + (uint64_t)id * st->expert_bytes;
-        uint8_t *dst = sl->mem + st->slot_offset;
-        io_req *q = &s->reqs[*n];
-        q->fd = s->fds[st->t->file];
-        if (s->io == IO_DIRECT) {
-            uint64_t a = off / STORE_ALIGN * STORE_ALIGN;
-            q->off = a;
-            q->len = ALIGN_UP(off + st->expert_bytes) - a;
-            q->need = off + st->expert_bytes - a;
-            q->dst = dst;
-            sl->view.data[r] = dst + (off - a);
-        } else {
-            q->off = off;
-            q->len = q->need = st->expert_bytes;
-            q->dst = dst;
-            sl->view.data[r] = dst;
-        }
-        s->req_slot[*n] = (int32_t)(sl - s->slots);
-        (*n)++;
-    }
-}
-
-static int report_failure(store *s, int n, mf_error *e)
-{
-    for (int i = 0; i < n; i++) {
-        io_req *q = &s->reqs[i];
-        if (!q->err) continue;
-        slot *sl = &s->slots[s->req_slot[i]];
-        int file = -1;
-        for (int k = 0; k < s->f->n_parts; k++) if (s->fds[k] == q->fd) file = k;
-        const char *path = file >= 0 ? s->f->parts[file].path : "?";
-        if (q->err == -1)
-            return mf_fail(e, "%s: reading expert %d of layer %d at byte %" PRIu64 ": got %" PRIu64 " of %" PRIu64
-                              " bytes (the file is shorter than its tensor table says: truncated or changed?)",
-                           path, sl->view.id, sl->view.layer, q->off, q->got, q->need);
-        return mf_fail(e, "%s: reading expert %d of layer %d at byte %" PRIu64 " (%" PRIu64 " bytes): %s", path,
-                       sl->view.id, sl->view.layer, q->off, q->len, strerror(q->err));
-    }
-    return mf_fail(e, "expert read failed");
-}
-
-int store_acquire(store *s, int layer, const int32_t *ids, int n, const store_expert **out, mf_error *e)
-{
-    if (layer < 0 || (uint32_t)layer >= s->n_layer || !store_layer_has_experts(s, layer))
-        return mf_fail(e, "store: layer %d has no routed experts", layer);
-    if ((uint32_t)n * STORE_ROLE_COUNT > s->max_batch)
-        return mf_fail(e, "store: %d experts at once, more than the %u this store was opened for", n,
-                       s->max_batch / STORE_ROLE_COUNT);
-    int nreq = 0, pinned = 0;
-    for (int i = 0; i < n; i++, pinned++) {
-        int id = ids[i];
-        if (id < 0 || (uint32_t)id >= s->n_expert) {
-            store_release(s, layer, ids, pinned);
-            return mf_fail(e, "store: expert id %d out of range (0..%u)", id, s->n_expert - 1);
-        }
-        int32_t *w = &s->where[(size_t)layer * s->n_expert + id];
-        s->uses[(size_t)layer * s->n_expert + id]++;
-        slot *sl;
-        if (*w >= 0) {
-            sl = &s->slots[*w];
-            s->st.hits++;
-            s->policy->ops->on_hit(s->policy, (uint32_t)*w, layer, id);
-        } else {
-            int64_t v = s->policy->ops->victim(s->policy, slot_pinned, s);
-            if (v < 0) {
-                store_release(s, layer, ids, pinned);
-                return mf_fail(e, "store: no free slot for expert %d of layer %d (%u slots, all pinned)", id, layer,
-                               s->n_slots);
-            }
-            sl = &s->slots[v];
-            if (sl->layer >= 0) s->where[(size_t)sl->layer * s->n_expert + sl->id] = -1;
-            sl->layer = layer;
-            sl->id = id;
-            *w = (int32_t)v;
-            s->st.misses++;
-            s->policy->ops->on_insert(s->policy, (uint32_t)v, layer, id);
-            plan_reads(s, sl, layer, id, &nreq);
-        }
-        sl->pins++;
-        out[i] = &sl->view;
-    }
-    if (nreq == 0) return 0;
-    double t0 = now_s();
-    int rc = io_read_batch(s->backend, s->reqs, nreq);
-    s->st.io_wait_s += now_s() - t0;
-    s->st.reads += (uint64_t)nreq;
-    for (int i = 0; i < nreq; i++) s->st.bytes_read += s->reqs[i].got;
-    if (rc == 0) return 0;
-    /* forget every slot this batch was filling: their bytes are not whole */
-    rc = report_failure(s, nreq, e);
-    for (int i = 0; i < nreq; i++) {
-        slot *sl = &s->slots[s->req_slot[i]];
-        if (sl->layer >= 0) s->where[(size_t)sl->layer * s->n_expert + sl->id] = -1;
-        sl->layer = sl->id = -1;
-    }
-    for (int i = 0; i < n; i++) {
-        int32_t w = s->where[(size_t)layer * s->n_expert + ids[i]];
-        if (w >= 0 && s->slots[w].pins > 0) s->slots[w].pins--;
-    }
-    /* slots emptied above were pinned by this call: unpin them too */
-    for (int i = 0; i < nreq; i++) s->slots[s->req_slot[i]].pins = 0;
-    return rc;
-}
-
-void store_release(store *s, int layer, const int32_t *ids, int n)
-{
-    for (int i = 0; i < n; i++) {
-        if (ids[i] < 0 || (uint32_t)ids[i] >= s->n_expert) continue;
-        int32_t w = s->where[(size_t)layer * s->n_expert + ids[i]];
-        if (w >= 0 && s->slots[w].pins > 0) s->slots[w].pins--;
-    }
-}
-
 void store_inject_fault(store *s, uint64_t nth, int kind)
 {
-    if (s->backend) io_inject_fault(s->backend, nth, (io_fault_kind)kind);
+    if (s->backend) io_inject_fault(s->backend, nth, kind);
 }
 
 uint64_t store_expert_uses(const store *s, int layer, int expert)
@@ -340,7 +276,9 @@ uint64_t store_expert_uses(const store *s, int layer, int expert)
     return s->uses[(size_t)layer * s->n_expert + expert];
 }
 
+bool store_prefetch_enabled(const store *s) { return s->prefetch_on; }
 void store_get_stats(const store *s, store_stats *out) { *out = s->st; }
 void store_reset_stats(store *s) { memset(&s->st, 0, sizeof s->st); }
 uint64_t store_slot_bytes(const store *s) { return s->slot_bytes; }
 uint32_t store_slot_count(const store *s) { return s->n_slots; }
+const char *store_policy_name(const store *s) { return s->policy ? s->policy->ops->name : policy_default_name(); }
