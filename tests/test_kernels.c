@@ -2,11 +2,12 @@
  *
  * - Activation quantizers: every variant writes the same bytes as the
  *   scalar one.
- * - Integer types: every variant's vec_dot equals the scalar integer kernel
- *   bit for bit, on random rows of many lengths (1..67 blocks, so lengths
- *   that are not multiples of any SIMD width or of the four-block group),
- *   from random bytes (every level and scale pattern, q8_0's -128) and from
- *   quantized random floats.
+ * - Integer types (the i-quants included): every variant's vec_dot equals
+ *   the scalar integer kernel bit for bit, on random rows of many lengths
+ *   (1..67 blocks, so lengths that are not multiples of any SIMD width or
+ *   of the four-block group), from random bytes (every level, scale, lattice
+ *   index and sign pattern, q8_0's -128) and from quantized random floats
+ *   where the type has a quantizer.
  * - The scalar integer kernels compute dot(dequantized row, dequantized
  *   activations): within KERN_SPEC_TOL * sum|x_i| * max|w_i| of the float
  *   reference of ref.h.
@@ -69,6 +70,7 @@ static void random_x(uint64_t *s, float *x, size_t n)
 static const uint32_t int_types[] = {
     MF_TYPE_Q4_0, MF_TYPE_Q4_1, MF_TYPE_Q5_0, MF_TYPE_Q5_1, MF_TYPE_Q8_0, MF_TYPE_IQ4_NL, MF_TYPE_MXFP4,
     MF_TYPE_Q2_K, MF_TYPE_Q3_K, MF_TYPE_Q4_K, MF_TYPE_Q5_K, MF_TYPE_Q6_K, MF_TYPE_IQ4_XS,
+    MF_TYPE_IQ1_S, MF_TYPE_IQ1_M, MF_TYPE_IQ2_XXS, MF_TYPE_IQ2_XS, MF_TYPE_IQ2_S, MF_TYPE_IQ3_XXS, MF_TYPE_IQ3_S,
 };
 #define N_INT_TYPES (sizeof int_types / sizeof int_types[0])
 
@@ -89,8 +91,15 @@ static void random_blocks(uint64_t *s, uint32_t t, void *dst, size_t n)
         switch (t) {
         case MF_TYPE_Q4_1: memcpy(p + offsetof(block_q4_1, m), &m, 2); /* fall through */
         case MF_TYPE_Q4_0: case MF_TYPE_Q5_0: case MF_TYPE_Q8_0: case MF_TYPE_IQ4_NL: case MF_TYPE_IQ4_XS:
+        case MF_TYPE_IQ1_S: case MF_TYPE_IQ2_XXS: case MF_TYPE_IQ2_XS: case MF_TYPE_IQ2_S: case MF_TYPE_IQ3_XXS:
+        case MF_TYPE_IQ3_S:
             memcpy(p, &d, 2);
             break;
+        case MF_TYPE_IQ1_M: { /* the fp16 scale is the top nibble of each 16-bit scale word */
+            uint8_t *sc = p + offsetof(block_iq1_m, scales);
+            for (int k = 0; k < 4; k++) sc[2 * k + 1] = (uint8_t)((sc[2 * k + 1] & 0x0f) | ((d >> (4 * k)) & 0x0f) << 4);
+            break;
+        }
         case MF_TYPE_Q5_1: memcpy(p, &d, 2); memcpy(p + offsetof(block_q5_1, m), &m, 2); break;
         case MF_TYPE_Q2_K:
             memcpy(p + offsetof(block_q2_K, d), &d, 2);
@@ -196,6 +205,16 @@ TEST(kern_int_exact)
         }
     }
     printf("  %d SIMD integer dot products compared\n", tested);
+    /* which integer types each variant has its own kernel for (the rest
+     * are the scalar ones, compared above with themselves) */
+    for (int v = 1; v < QUANT_SIMD_COUNT; v++) {
+        const quant_kernel_set *ks = quant_kernels_of((quant_simd)v);
+        if (!ks) continue;
+        printf("  %s:", quant_simd_name((quant_simd)v));
+        for (size_t ti = 0; ti < N_INT_TYPES; ti++)
+            if (ks->k[int_types[ti]].vec_dot != ref->k[int_types[ti]].vec_dot) printf(" %s", quant_type(int_types[ti])->name);
+        printf("\n");
+    }
     free(x);
     free(tmp);
     free(act);
@@ -339,7 +358,7 @@ TEST(kern_matvec)
 {
     uint64_t seed = 15;
     const uint64_t ne0 = 512, rows = 300;
-    static const uint32_t types[] = { MF_TYPE_Q4_K, MF_TYPE_Q8_0, MF_TYPE_F32, MF_TYPE_Q6_K };
+    static const uint32_t types[] = { MF_TYPE_Q4_K, MF_TYPE_Q8_0, MF_TYPE_F32, MF_TYPE_Q6_K, MF_TYPE_IQ2_XXS };
     enum { NW = sizeof types / sizeof types[0] };
     mf_weight w[NW];
     float *tmp = malloc(ne0 * sizeof *tmp), *x = malloc(ne0 * sizeof *x);

@@ -264,4 +264,5 @@ void kern_fill_avx512(quant_kernel_set *s)
     s->k[MF_TYPE_IQ4_XS].vec_dot = dot_iq4_xs;
     s->act[MF_TYPE_Q8_0] = act_q8_0;
     s->act[MF_TYPE_Q8_K] = act_q8_K;
+    kern_fill_avx512_iq(s);
 }

@@ -93,11 +93,22 @@ static inline int kern_nearest_int(float v)
     return (i & 0x007fffff) - 0x00400000;
 }
 
-/* The scalar set (kern_scalar.c): the specification and the fallback. */
+/* The i-quants' 7-bit sign indices (quant_ksigns_iq2xs) as 8 bytes of +1
+ * (0x01) or -1 (0xff), byte j for value j: for _mm256_sign_epi8 and
+ * vmulq_s8 (kern_scalar_iq.c). */
+extern const uint64_t kern_ksigns64[128];
+
+/* The scalar set (kern_scalar.c, and the i-quants of kern_scalar_iq.c,
+ * which kern_fill_scalar calls): the specification and the fallback. */
 void kern_fill_scalar(quant_kernel_set *s);
+void kern_fill_scalar_iq(quant_kernel_set *s);
 /* SIMD files: overwrite the entries they implement. */
 void kern_fill_avx2(quant_kernel_set *s);
 void kern_fill_avx512(quant_kernel_set *s);
 void kern_fill_neon(quant_kernel_set *s);
+/* Their i-quant entries (kern_iq_*.c), called by the fill functions above. */
+void kern_fill_avx2_iq(quant_kernel_set *s);
+void kern_fill_avx512_iq(quant_kernel_set *s);
+void kern_fill_neon_iq(quant_kernel_set *s);
 
 #endif

@@ -7,8 +7,11 @@
  * the float steps, one block at a time into acc[b % 4], are written exactly
  * as in kern_scalar.c, so results equal the scalar ones bit for bit. The
  * activation quantizers round with vcvtnq (to nearest, ties to even), the
- * rounding of the scalar kern_nearest_int. f32/f16/bf16 use four 4-wide FMA
- * accumulators (stated tolerance, tests/test_kernels.c).
+ * rounding of the scalar kern_nearest_int. q2_K, q3_K and iq4_xs scale each
+ * sub-block's int32 lanes by its integer scale (vmlaq_n_s32) and reduce
+ * once per superblock: the same exact integer. f32/f16/bf16 use four
+ * 4-wide FMA accumulators (stated tolerance, tests/test_kernels.c). The
+ * i-quants are in kern_iq_neon.c.
  */
 #include "quant/kern_impl.h"
 #include "quant/iq_tables.h"
@@ -245,6 +248,102 @@ static float dot_q6_K(const void *row, const void *act, size_t n)
     return kern_acc4_finish(acc);
 }
 
+/* q2_K: value 128h + 32c + 16g + l is bits 2c of qs[32h + 16g + l],
+ * sub-block 8h + 2c + g; scales low nibbles, mins high nibbles. Each
+ * sub-block's 4 lanes of products are scaled and summed in int32 lanes. */
+static float dot_q2_K(const void *row, const void *act, size_t n)
+{
+    const block_q2_K *w = row;
+    const block_q8_K *a = act;
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    float acc[4] = { 0 };
+    for (size_t b = 0; b < n / QK_K; b++) {
+        const uint8x16_t sc8 = vld1q_u8(w[b].scales);
+        const int16x8_t mn_lo = vreinterpretq_s16_u16(vmovl_u8(vshr_n_u8(vget_low_u8(sc8), 4)));
+        const int16x8_t mn_hi = vreinterpretq_s16_u16(vmovl_u8(vshr_n_u8(vget_high_u8(sc8), 4)));
+        const int16x8_t bs_lo = vld1q_s16(a[b].bsums), bs_hi = vld1q_s16(a[b].bsums + 8);
+        int32x4_t m = vmull_s16(vget_low_s16(mn_lo), vget_low_s16(bs_lo));
+        m = vmlal_s16(m, vget_high_s16(mn_lo), vget_high_s16(bs_lo));
+        m = vmlal_s16(m, vget_low_s16(mn_hi), vget_low_s16(bs_hi));
+        m = vmlal_s16(m, vget_high_s16(mn_hi), vget_high_s16(bs_hi));
+        int32x4_t sum = vdupq_n_s32(0);
+        for (int h = 0; h < 2; h++) {
+            const uint8x16_t q0 = vld1q_u8(w[b].qs + 32 * h), q1 = vld1q_u8(w[b].qs + 32 * h + 16);
+            for (int c = 0; c < 4; c++) {
+                const int8_t *y = a[b].qs + 128 * h + 32 * c;
+                const int8x16_t v0 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(q0, vdupq_n_s8((int8_t)(-2 * c))), m3));
+                const int8x16_t v1 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(q1, vdupq_n_s8((int8_t)(-2 * c))), m3));
+                const int s0 = w[b].scales[8 * h + 2 * c] & 0x0f, s1 = w[b].scales[8 * h + 2 * c + 1] & 0x0f;
+                sum = vmlaq_n_s32(sum, vdotq_s32(vdupq_n_s32(0), v0, vld1q_s8(y)), s0);
+                sum = vmlaq_n_s32(sum, vdotq_s32(vdupq_n_s32(0), v1, vld1q_s8(y + 16)), s1);
+            }
+        }
+        const float d = a[b].d * f16(w[b].d), dmin = a[b].d * f16(w[b].dmin);
+        acc[b & 3] += d * (float)vaddvq_s32(sum) - dmin * (float)vaddvq_s32(m);
+    }
+    return kern_acc4_finish(acc);
+}
+
+/* q3_K: as q2_K, minus 4 where bit 4h + c of hmask[16g + l] is clear;
+ * signed 6-bit scales. */
+static float dot_q3_K(const void *row, const void *act, size_t n)
+{
+    const block_q3_K *w = row;
+    const block_q8_K *a = act;
+    const uint8x16_t m3 = vdupq_n_u8(3), four = vdupq_n_u8(4);
+    float acc[4] = { 0 };
+    for (size_t b = 0; b < n / QK_K; b++) {
+        int8_t sc[16];
+        kern_q3_scales(w[b].scales, sc);
+        const uint8x16_t hm0 = vld1q_u8(w[b].hmask), hm1 = vld1q_u8(w[b].hmask + 16);
+        int32x4_t sum = vdupq_n_s32(0);
+        for (int h = 0; h < 2; h++) {
+            const uint8x16_t q0 = vld1q_u8(w[b].qs + 32 * h), q1 = vld1q_u8(w[b].qs + 32 * h + 16);
+            for (int c = 0; c < 4; c++) {
+                const int8_t *y = a[b].qs + 128 * h + 32 * c;
+                const int8x16_t sh = vdupq_n_s8((int8_t)(-2 * c));
+                const uint8x16_t bit = vdupq_n_u8((uint8_t)(1u << (4 * h + c)));
+                /* q - 4 + (4 where the high bit is set) */
+                const uint8x16_t u0 = vaddq_u8(vandq_u8(vshlq_u8(q0, sh), m3), vandq_u8(vtstq_u8(hm0, bit), four));
+                const uint8x16_t u1 = vaddq_u8(vandq_u8(vshlq_u8(q1, sh), m3), vandq_u8(vtstq_u8(hm1, bit), four));
+                const int8x16_t v0 = vsubq_s8(vreinterpretq_s8_u8(u0), vreinterpretq_s8_u8(four));
+                const int8x16_t v1 = vsubq_s8(vreinterpretq_s8_u8(u1), vreinterpretq_s8_u8(four));
+                sum = vmlaq_n_s32(sum, vdotq_s32(vdupq_n_s32(0), v0, vld1q_s8(y)), sc[8 * h + 2 * c]);
+                sum = vmlaq_n_s32(sum, vdotq_s32(vdupq_n_s32(0), v1, vld1q_s8(y + 16)), sc[8 * h + 2 * c + 1]);
+            }
+        }
+        const float d = a[b].d * f16(w[b].d);
+        acc[b & 3] += d * (float)vaddvq_s32(sum);
+    }
+    return kern_acc4_finish(acc);
+}
+
+/* iq4_xs: iq4_nl levels per 32 (low nibbles then high of 16 bytes),
+ * signed 6-bit scales. */
+static float dot_iq4_xs(const void *row, const void *act, size_t n)
+{
+    const block_iq4_xs *w = row;
+    const block_q8_K *a = act;
+    const int8x16_t t = vld1q_s8(quant_kvalues_iq4nl);
+    const uint8x16_t m4 = vdupq_n_u8(0x0f);
+    float acc[4] = { 0 };
+    for (size_t b = 0; b < n / QK_K; b++) {
+        int8_t sc[8];
+        kern_iq4xs_scales(&w[b], sc);
+        int32x4_t sum = vdupq_n_s32(0);
+        for (int j = 0; j < 8; j++) {
+            const uint8x16_t q = vld1q_u8(w[b].qs + 16 * j);
+            const int8_t *y = a[b].qs + 32 * j;
+            int32x4_t p = vdotq_s32(vdupq_n_s32(0), vqtbl1q_s8(t, vandq_u8(q, m4)), vld1q_s8(y));
+            p = vdotq_s32(p, vqtbl1q_s8(t, vshrq_n_u8(q, 4)), vld1q_s8(y + 16));
+            sum = vmlaq_n_s32(sum, p, sc[j]);
+        }
+        const float d = a[b].d * f16(w[b].d);
+        acc[b & 3] += d * (float)vaddvq_s32(sum);
+    }
+    return kern_acc4_finish(acc);
+}
+
 /* ---- float activations ---- */
 
 #define FLOAT_DOT(name, T, LOAD4, CVT1)                                                            \
@@ -288,6 +387,10 @@ void kern_fill_neon(quant_kernel_set *s)
     s->k[MF_TYPE_Q4_K].vec_dot = dot_q4_K;
     s->k[MF_TYPE_Q5_K].vec_dot = dot_q5_K;
     s->k[MF_TYPE_Q6_K].vec_dot = dot_q6_K;
+    s->k[MF_TYPE_Q2_K].vec_dot = dot_q2_K;
+    s->k[MF_TYPE_Q3_K].vec_dot = dot_q3_K;
+    s->k[MF_TYPE_IQ4_XS].vec_dot = dot_iq4_xs;
     s->act[MF_TYPE_Q8_0] = act_q8_0;
     s->act[MF_TYPE_Q8_K] = act_q8_K;
+    kern_fill_neon_iq(s);
 }

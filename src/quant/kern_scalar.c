@@ -375,13 +375,6 @@ FLOAT_DOT(f32)
 FLOAT_DOT(f16)
 FLOAT_DOT(bf16)
 FLOAT_DOT(q8_K)
-FLOAT_DOT(iq1_s)
-FLOAT_DOT(iq1_m)
-FLOAT_DOT(iq2_xxs)
-FLOAT_DOT(iq2_xs)
-FLOAT_DOT(iq2_s)
-FLOAT_DOT(iq3_xxs)
-FLOAT_DOT(iq3_s)
 FLOAT_DOT(tq1_0)
 FLOAT_DOT(tq2_0)
 
@@ -395,13 +388,6 @@ void kern_fill_scalar(quant_kernel_set *s)
     F(MF_TYPE_F16, fdot_f16);
     F(MF_TYPE_BF16, fdot_bf16);
     F(MF_TYPE_Q8_K, fdot_q8_K);
-    F(MF_TYPE_IQ1_S, fdot_iq1_s);
-    F(MF_TYPE_IQ1_M, fdot_iq1_m);
-    F(MF_TYPE_IQ2_XXS, fdot_iq2_xxs);
-    F(MF_TYPE_IQ2_XS, fdot_iq2_xs);
-    F(MF_TYPE_IQ2_S, fdot_iq2_s);
-    F(MF_TYPE_IQ3_XXS, fdot_iq3_xxs);
-    F(MF_TYPE_IQ3_S, fdot_iq3_s);
     F(MF_TYPE_TQ1_0, fdot_tq1_0);
     F(MF_TYPE_TQ2_0, fdot_tq2_0);
     Q(MF_TYPE_Q4_0, MF_TYPE_Q8_0, dot_q4_0);
@@ -421,4 +407,5 @@ void kern_fill_scalar(quant_kernel_set *s)
 #undef Q
     s->act[MF_TYPE_Q8_0] = act_q8_0;
     s->act[MF_TYPE_Q8_K] = act_q8_K;
+    kern_fill_scalar_iq(s);
 }

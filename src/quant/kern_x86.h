@@ -238,25 +238,41 @@ KERN_INLINE __m128 q2_K_group(const block_q2_K *w, const block_q8_K *a, int cnt)
     return _mm_sub_ps(_mm_mul_ps(d, _mm_cvtepi32_ps(isum)), _mm_mul_ps(dmin, _mm_cvtepi32_ps(isum_m)));
 }
 
-/* q3_K: as q2_K, minus 4 where bit 4h + c of hmask[16g + l] is clear;
- * signed 6-bit scales. */
+/* q3_K's 16 signed 6-bit scales (kern_q3_scales) unpacked in a vector:
+ * low nibbles from bytes 0..7 (scales 0..7 low, 8..15 high nibble), top
+ * 2 bits of scale s in bits 2 * (s / 4) of byte 8 + s % 4. Computing them
+ * in scalar code and reloading them as a vector stalled on the
+ * store-to-load forwarding of 16 byte stores; this is 1.5x faster. */
+static inline __m128i q3_scales(const uint8_t *p)
+{
+    uint32_t t;
+    memcpy(&t, p + 8, 4);
+    const __m128i lo = _mm_loadl_epi64((const __m128i *)p), m4 = _mm_set1_epi8(0x0f);
+    const __m128i nib = _mm_unpacklo_epi64(_mm_and_si128(lo, m4), _mm_and_si128(_mm_srli_epi16(lo, 4), m4));
+    const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)t), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
+    return _mm_sub_epi8(_mm_or_si128(nib, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+}
+
+/* q3_K: level q + 4 * hbit - 4, q the 2 bits as in q2_K, hbit bit 4h + c
+ * of hmask[16g + l]; signed 6-bit scales. The unsigned q + 4 * hbit (0..7)
+ * goes through vpmaddubsw, and the -4 is applied once per superblock as
+ * -4 * sum_s sc_s * bsum_s (exact: the same integer). */
 KERN_INLINE __m256i q3_block(const block_q3_K *w, const block_q8_K *a)
 {
-    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
-    int8_t sc[16];
-    kern_q3_scales(w->scales, sc);
-    const __m128i sc8 = _mm_loadu_si128((const __m128i *)sc);
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    const __m128i sc8 = q3_scales(w->scales);
+    const __m256i corr = _mm256_madd_epi16(load32(a->bsums), _mm256_cvtepi8_epi16(sc8));
+    __m256i sum = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 2));
     const __m256i hm = load32(w->hmask);
-    __m256i sum = _mm256_setzero_si256();
     for (int h = 0; h < 2; h++) {
         const __m256i qb = load32(w->qs + 32 * h);
         for (int c = 0; c < 4; c++) {
-            const __m256i q = _mm256_and_si256(_mm256_srli_epi16(qb, 2 * c), m3);
-            /* 4 where the high bit is clear */
-            const __m256i q4 = _mm256_slli_epi16(_mm256_andnot_si256(_mm256_srli_epi16(hm, 4 * h + c), one), 2);
-            const __m256i y = load32(a->qs + 128 * h + 32 * c);
-            const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(q4, y));
-            const __m256i s = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pair_shuffle(4 * h + c)));
+            /* bit k = 4h + c of each hmask byte to bit 2 (k <= 7: 16-bit shifts by at most 5 keep it in its byte) */
+            const int k = 4 * h + c;
+            const __m256i hb = k >= 2 ? _mm256_srli_epi16(hm, k - 2) : _mm256_slli_epi16(hm, 2 - k);
+            const __m256i q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 2 * c), m3), _mm256_and_si256(hb, four));
+            const __m256i p = _mm256_maddubs_epi16(q, load32(a->qs + 128 * h + 32 * c));
+            const __m256i s = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pair_shuffle(k)));
             sum = _mm256_add_epi32(sum, _mm256_madd_epi16(s, p));
         }
     }
