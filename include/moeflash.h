@@ -44,6 +44,8 @@ typedef struct mf_model_params {
                                  never more than all experts) */
     const char *io;           /* expert reads: "pread" (default), "direct", "uring" */
     int io_threads;           /* reader threads (pread/direct) or ring depth; 0: default */
+    int n_batch;              /* prompt evaluation: 0 batched layer by layer (each
+                                 routed expert read once per batch), 1 token by token */
     const char *policy;       /* expert cache eviction policy (lru, lru-layer, lfu, lrfu,
                                  hot, nextuse); NULL: the measured default, nextuse */
     bool no_prefetch;         /* do not read the next layer's guessed experts ahead */
@@ -75,10 +77,12 @@ uint32_t mf_session_n_ctx(const mf_session *s);
 /* Forgets positions >= n_past (e.g. 0 to start over). */
 int mf_session_truncate(mf_session *s, uint32_t n_past, mf_error *e);
 
-/* Evaluates n tokens at the next positions. With all_logits non-NULL it
- * receives n x n_vocab floats (row i: logits after token i); the logits
- * after the last token are always kept (mf_session_logits). On error the
- * session keeps the positions evaluated before the failing token. */
+/* Evaluates n tokens at the next positions (several at once layer by layer
+ * when the architecture supports it: the same logits, fewer expert reads).
+ * With all_logits non-NULL it receives n x n_vocab floats (row i: logits
+ * after token i); the logits after the last token are always kept
+ * (mf_session_logits). On error the session keeps the positions it had
+ * before the call (token by token: before the failing token). */
 int mf_eval(mf_session *s, const int32_t *tokens, size_t n, float *all_logits, mf_error *e);
 const float *mf_session_logits(const mf_session *s);
 

@@ -146,6 +146,7 @@ TEST(prefetch_counters_and_accuracy)
     mf_model_params mp;
     mf_model_params_default(&mp);
     mp.cache_bytes = 4 * K * slot;
+    mp.n_batch = 1; /* prefetch works token by token; a batched prompt needs no guess */
     run_out r = run(t_, path, &mp, out);
     REQUIRE(r.rows == 20);
     /* layers 1 and 2 are guessed from the previous layer, layer 0 from the embedding */
@@ -177,6 +178,7 @@ TEST(prefetch_read_failures)
         mf_model_params_default(&mp);
         mp.io = ios[io];
         mp.cache_bytes = 3 * K * slot;
+        mp.n_batch = 1; /* prefetch works token by token */
         mf_error e;
         /* reference: token 300 then 301, clean */
         mf_model *m = mf_model_open(path, &mp, &e);

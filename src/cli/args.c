@@ -121,7 +121,13 @@ int cli_common_flag(cli_common *c, int argc, char **argv, int *i)
         c->io_threads = c->model.io_threads = (int)x;
         return 1;
     }
-    if (!strcmp(a, "--batch") || !strcmp(a, "-b")) { VAL(); if (num(a, v, 1, 65536, &x)) return -1; c->batch = (int)x; return 1; }
+    if (!strcmp(a, "--batch") || !strcmp(a, "-b")) {
+        VAL();
+        if (num(a, v, 1, 65536, &x)) return -1;
+        c->batch = (int)x;
+        c->model.n_batch = (int)x;
+        return 1;
+    }
     if (!strcmp(a, "--seed")) { VAL(); if (num(a, v, 0, 1.8e19, &x)) return -1; c->sampler.seed = (uint64_t)x; return 1; }
     if (!strcmp(a, "--temp")) { VAL(); if (num(a, v, 0, 100, &x)) return -1; c->sampler.temperature = (float)x; return 1; }
     if (!strcmp(a, "--top-k")) { VAL(); if (num(a, v, 0, 1e9, &x)) return -1; c->sampler.top_k = (int)x; return 1; }

@@ -27,6 +27,7 @@ struct mf_model {
     mf_model_info info;
     char name[256];
     char io_name[16];
+    bool no_batch;             /* prefill token by token (--batch 1) */
     uint64_t prompt_tokens, generated_tokens;
     double prefill_s, decode_s;
 };
@@ -92,6 +93,7 @@ mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
     m->ctx.f = m->f;
     m->ctx.pool = pool_new(p->n_threads);
     m->ctx.cache_bytes = cache_bytes;
+    m->no_batch = p->n_batch == 1;
     m->ctx.policy = p->policy ? p->policy : p->hot_set ? "hot" : NULL;
     m->ctx.io_threads = p->io_threads;
     if (!p->io || !strcmp(p->io, "pread")) m->ctx.io = IO_PREAD;
@@ -190,7 +192,17 @@ int mf_eval(mf_session *s, const int32_t *tokens, size_t n, float *all_logits, m
     int prompt = n > 1 || s->n_past == 0;
     double t0 = now_s();
     const size_t V = m->info.n_vocab;
-    for (size_t i = 0; i < n; i++) {
+    size_t n_done = 0;
+    if (n > 1 && m->arch->forward_batch && !m->no_batch) {
+        /* layer by layer over the batch: each routed expert read once */
+        if (m->arch->forward_batch(m->am, s->state, tokens, (int)n, s->n_past, all_logits, s->logits, e)) {
+            mf_fail_wrap(e, "evaluating %zu tokens from position %u", n, s->n_past);
+            return -1;
+        }
+        s->n_past += (uint32_t)n;
+        n_done = n;
+    }
+    for (size_t i = n_done; i < n; i++) {
         float *out = all_logits ? all_logits + i * V : (i + 1 == n ? s->logits : NULL);
         if (m->arch->forward(m->am, s->state, tokens[i], s->n_past, out, e)) {
             mf_fail_wrap(e, "evaluating token %zu of %zu (id %d) at position %u", i + 1, n, tokens[i], s->n_past);

@@ -49,6 +49,13 @@ typedef struct arch_ops {
     int (*state_reserve)(void *state, uint32_t n, mf_error *e);
     /* Evaluates token at pos; writes n_vocab logits when logits != NULL. */
     int (*forward)(void *model, void *state, int32_t token, uint32_t pos, float *logits, mf_error *e);
+    /* Optional (NULL: forward token by token). Evaluates n tokens at
+     * positions pos0.. layer by layer, so that each routed expert is read
+     * once per batch; logits of every token into all (n x n_vocab) when it
+     * is not NULL, and of the last into last when it is not NULL. Results
+     * equal n calls of forward. */
+    int (*forward_batch)(void *model, void *state, const int32_t *tokens, int n, uint32_t pos0, float *all,
+                         float *last, mf_error *e);
 } arch_ops;
 
 /* The architecture named arch, or NULL. */

@@ -122,6 +122,31 @@ void moe_experts(mf_pool *pool, store *st, int layer, const moe_hparams *hp, con
  * Nothing happens when the store does not prefetch or s->pf_h is NULL.
  * Writes s->logits, s->pf_h, s->pf_ids only (never what moe_experts reads). */
 void moe_prefetch(mf_pool *pool, store *st, const moe_hparams *hp, const moe_next *next, moe_scratch *s);
+/* Scratch of a batch: see moe_batch_init. */
+typedef struct moe_batch {
+    int T;                      /* capacity in tokens */
+    float *logits, *sel, *w, *X, *G, *U, *Dn, *D;
+    int32_t *ids, *start, *order;
+    void *qbuf;
+    size_t qcap;
+} moe_batch;
+
+/* Floats and int32s moe_batch_init carves for T tokens. */
+size_t moe_batch_floats(const moe_hparams *hp, int T);
+static inline size_t moe_batch_ints(const moe_hparams *hp, int T)
+{
+    return (size_t)T * (size_t)hp->n_used * 2 + (size_t)hp->n_expert + 1;
+}
+void moe_batch_init(moe_batch *b, const moe_hparams *hp, int T, float *floats, int32_t *ints, void *qbuf, size_t qcap);
+
+/* The routed FFN of T tokens (prefill): every token routed as moe_route
+ * does, then each expert used by the batch acquired once (in waves of K)
+ * and applied to all its tokens as a matrix product. Row t of OUT is
+ * bit-identical to moe_forward of H row t. */
+int moe_forward_batch(mf_pool *pool, store *st, int layer, const moe_hparams *hp, const mf_weight *router,
+                      const float *H, size_t h_stride, int T, moe_batch *b, float *OUT, size_t out_stride,
+                      mf_error *e);
+
 /* How many experts a guess names for K chosen: K plus a margin. */
 int moe_guess_count(int n_used);
 

@@ -118,6 +118,27 @@ static int guess(mf_pool *pool, store *st, const moe_hparams *hp, const moe_next
     return n;
 }
 
+/* The expert's gate/up biases, then the activation, in place: g <- act(g, u). */
+static void expert_act(const moe_hparams *hp, const store_expert *ex, int fused, float *g, float *u, int n_ff)
+{
+    if (fused) {
+        add_vec(g, ex->data[STORE_GATE_UP_B], 2 * n_ff);
+    } else {
+        add_vec(g, ex->data[STORE_GATE_B], n_ff);
+        add_vec(u, ex->data[STORE_UP_B], n_ff);
+    }
+    if (hp->act == MOE_SWIGLU_OAI) {
+        const float lim = hp->swiglu_limit, alpha = hp->swiglu_alpha;
+        for (int i = 0; i < n_ff; i++) {
+            float x = g[i] < lim ? g[i] : lim;
+            float y = u[i] < -lim ? -lim : u[i] > lim ? lim : u[i];
+            g[i] = x * op_sigmoid(alpha * x) * (y + 1.0f);
+        }
+    } else {
+        for (int i = 0; i < n_ff; i++) g[i] = op_silu(g[i]) * u[i];
+    }
+}
+
 int moe_route(mf_pool *pool, store *st, int layer, const moe_hparams *hp, const mf_weight *router, const float *h,
               moe_scratch *s, const moe_next *next, mf_error *e)
 {
@@ -159,27 +180,8 @@ void moe_experts(mf_pool *pool, store *st, int layer, const moe_hparams *hp, con
     op_matvec_multi(pool, fused ? K : 2 * K, wp, h, yp);
     memset(out, 0, sizeof(float) * (size_t)n_embd);
     for (int k = 0; k < K; k++) {
-        float *g, *u;
-        if (fused) {
-            g = s->gate + (size_t)k * 2 * n_ff;
-            u = g + n_ff;
-            add_vec(g, ex[k]->data[STORE_GATE_UP_B], 2 * n_ff);
-        } else {
-            g = s->gate + (size_t)k * n_ff;
-            u = s->up + (size_t)k * n_ff;
-            add_vec(g, ex[k]->data[STORE_GATE_B], n_ff);
-            add_vec(u, ex[k]->data[STORE_UP_B], n_ff);
-        }
-        if (hp->act == MOE_SWIGLU_OAI) {
-            const float lim = hp->swiglu_limit, alpha = hp->swiglu_alpha;
-            for (int i = 0; i < n_ff; i++) {
-                float x = g[i] < lim ? g[i] : lim;
-                float y = u[i] < -lim ? -lim : u[i] > lim ? lim : u[i];
-                g[i] = x * op_sigmoid(alpha * x) * (y + 1.0f);
-            }
-        } else {
-            for (int i = 0; i < n_ff; i++) g[i] = op_silu(g[i]) * u[i];
-        }
+        float *g = fused ? s->gate + (size_t)k * 2 * n_ff : s->gate + (size_t)k * n_ff;
+        expert_act(hp, ex[k], fused, g, fused ? g + n_ff : s->up + (size_t)k * n_ff, n_ff);
         mf_weight down = expert_view(&roles[STORE_DOWN], ex[k]->data[STORE_DOWN]);
         op_matvec(pool, &down, g, s->down);
         add_vec(s->down, ex[k]->data[STORE_DOWN_B], n_embd);
@@ -208,4 +210,126 @@ void moe_prefetch(mf_pool *pool, store *st, const moe_hparams *hp, const moe_nex
 {
     int n = guess(pool, st, hp, next, s);
     if (n) store_prefetch(st, next->layer, s->pf_ids, n, hp->n_used);
+}
+
+/* ---- T tokens at once (prefill) ---- */
+
+size_t moe_batch_floats(const moe_hparams *hp, int T)
+{
+    const size_t N = (size_t)hp->n_expert, K = (size_t)hp->n_used, E = (size_t)hp->n_embd, F = (size_t)hp->n_ff;
+    /* logits T*N, sel N, w T*K, X T*E, G T*2F, U T*F, Dn T*E, D T*K*E */
+    return T * N + N + T * K + T * E + T * 2 * F + T * F + T * E + T * K * E;
+}
+
+void moe_batch_init(moe_batch *b, const moe_hparams *hp, int T, float *floats, int32_t *ints, void *qbuf, size_t qcap)
+{
+    const size_t N = (size_t)hp->n_expert, K = (size_t)hp->n_used, E = (size_t)hp->n_embd, F = (size_t)hp->n_ff;
+    float *p = floats;
+    b->T = T;
+    b->logits = p, p += T * N;
+    b->sel = p, p += N;
+    b->w = p, p += T * K;
+    b->X = p, p += T * E;
+    b->G = p, p += T * 2 * F;
+    b->U = p, p += T * F;
+    b->Dn = p, p += T * E;
+    b->D = p;
+    b->ids = ints;               /* T*K */
+    b->start = ints + T * K;     /* N+1 */
+    b->order = b->start + N + 1; /* T*K */
+    b->qbuf = qbuf;
+    b->qcap = qcap;
+}
+
+int moe_forward_batch(mf_pool *pool, store *st, int layer, const moe_hparams *hp, const mf_weight *router,
+                      const float *H, size_t h_stride, int T, moe_batch *b, float *OUT, size_t out_stride,
+                      mf_error *e)
+{
+    const int N = hp->n_expert, K = hp->n_used, E = hp->n_embd, F = hp->n_ff;
+    if (K > 64) return mf_fail(e, "layer %d: %d experts per token is more than this engine supports (64)", layer, K);
+    if (T > b->T) return mf_fail(e, "layer %d: a batch of %d tokens in scratch for %d", layer, T, b->T);
+    /* routing of every token, exactly as moe_route does it one by one */
+    const mf_weight *rw[1] = { router };
+    float *rl[1] = { b->logits };
+    op_matmul(pool, 1, rw, H, h_stride, T, rl, (size_t)N, b->qbuf, b->qcap);
+    for (int t = 0; t < T; t++) {
+        moe_scratch one = { 0 };
+        one.logits = b->logits + (size_t)t * N;
+        one.sel = b->sel;
+        one.ids = b->ids + (size_t)t * K;
+        one.w = b->w + (size_t)t * K;
+        if (hp->router_bias)
+            for (int i = 0; i < N; i++) one.logits[i] += hp->router_bias[i];
+        route(hp, &one);
+    }
+    /* group the (token, slot) pairs by expert: order[start[x] .. start[x+1]) */
+    for (int x = 0; x <= N; x++) b->start[x] = 0;
+    for (int i = 0; i < T * K; i++) b->start[b->ids[i] + 1]++;
+    for (int x = 0; x < N; x++) b->start[x + 1] += b->start[x];
+    int32_t fill[1024];
+    int32_t *pos = N <= 1024 ? fill : NULL;
+    if (!pos) return mf_fail(e, "layer %d: %d experts: more than batched prefill supports (1024)", layer, N);
+    for (int x = 0; x < N; x++) pos[x] = b->start[x];
+    for (int i = 0; i < T * K; i++) b->order[pos[b->ids[i]]++] = i;
+
+    const store_tensor *roles = store_layer_roles(st, layer);
+    const int fused = roles[STORE_GATE_UP].t != NULL;
+    /* every used expert once, K at a time (the store holds at least K): a
+     * wave's experts are read in parallel and each is applied to all of
+     * its tokens as a matrix product before the next wave */
+    int32_t wave[64];
+    const store_expert *ex[64];
+    int x = 0;
+    while (x < N) {
+        int n = 0;
+        for (; x < N && n < K; x++)
+            if (b->start[x + 1] > b->start[x]) wave[n++] = x;
+        if (n == 0) break;
+        if (store_acquire(st, layer, wave, n, ex, e)) return -1;
+        for (int j = 0; j < n; j++) {
+            const int32_t *ord = b->order + b->start[wave[j]];
+            const int Te = b->start[wave[j] + 1] - b->start[wave[j]];
+            for (int r = 0; r < Te; r++)
+                memcpy(b->X + (size_t)r * E, H + (size_t)(ord[r] / K) * h_stride, sizeof(float) * (size_t)E);
+            mf_weight wv[2];
+            const mf_weight *wp[2] = { &wv[0], &wv[1] };
+            size_t gs;
+            if (fused) {
+                wv[0] = expert_view(&roles[STORE_GATE_UP], ex[j]->data[STORE_GATE_UP]);
+                float *yp[1] = { b->G };
+                gs = 2 * (size_t)F;
+                op_matmul(pool, 1, wp, b->X, (size_t)E, Te, yp, gs, b->qbuf, b->qcap);
+            } else {
+                wv[0] = expert_view(&roles[STORE_GATE], ex[j]->data[STORE_GATE]);
+                wv[1] = expert_view(&roles[STORE_UP], ex[j]->data[STORE_UP]);
+                float *yp[2] = { b->G, b->U };
+                gs = (size_t)F;
+                op_matmul(pool, 2, wp, b->X, (size_t)E, Te, yp, gs, b->qbuf, b->qcap);
+            }
+            for (int r = 0; r < Te; r++) {
+                float *g = b->G + (size_t)r * gs;
+                expert_act(hp, ex[j], fused, g, fused ? g + F : b->U + (size_t)r * F, F);
+            }
+            mf_weight down = expert_view(&roles[STORE_DOWN], ex[j]->data[STORE_DOWN]);
+            const mf_weight *dp[1] = { &down };
+            float *dy[1] = { b->Dn };
+            op_matmul(pool, 1, dp, b->G, gs, Te, dy, (size_t)E, b->qbuf, b->qcap);
+            for (int r = 0; r < Te; r++) {
+                float *d = b->Dn + (size_t)r * E;
+                add_vec(d, ex[j]->data[STORE_DOWN_B], E);
+                memcpy(b->D + (size_t)ord[r] * E, d, sizeof(float) * (size_t)E);
+            }
+        }
+        store_release(st, layer, wave, n);
+    }
+    /* mix in slot order, as moe_experts does: the sums are the same */
+    for (int t = 0; t < T; t++) {
+        float *out = OUT + (size_t)t * out_stride;
+        memset(out, 0, sizeof(float) * (size_t)E);
+        for (int k = 0; k < K; k++) {
+            const float wk = b->w[(size_t)t * K + k], *d = b->D + ((size_t)t * K + k) * E;
+            for (int i = 0; i < E; i++) out[i] += wk * d[i];
+        }
+    }
+    return 0;
 }

@@ -51,7 +51,18 @@ typedef struct q3_state {
     float *x, *h, *tmp;
     attn_scratch as;
     moe_scratch ms;
+    /* batched prefill, allocated on its first use */
+    float *bx, *bh, *btmp, *bfloats;
+    int32_t *bints;
+    void *bq;
+    attn_batch_scratch bas;
+    moe_batch mb;
 } q3_state;
+
+/* Tokens per layer pass in batched prefill: enough that most experts of a
+ * layer serve several tokens per read, small enough that the scratch stays
+ * a few MB (Qwen3-30B-A3B shape: ~6 MB). */
+#define Q3_BATCH 64
 
 static int q3_hparams_load(const gguf_file *f, q3_hparams *hp, mf_error *e)
 {
@@ -174,6 +185,10 @@ static void q3_state_free(void *sp)
     free(s->as.att);
     free(s->ms.ids);
     free(s->ms.pf_ids);
+    free(s->bx);
+    free(s->bfloats);
+    free(s->bints);
+    free(s->bq);
     free(s);
 }
 
@@ -282,6 +297,90 @@ static int q3_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *lo
     return 0;
 }
 
+static int q3_batch_alloc(q3_state *s, mf_error *e)
+{
+    if (s->bx) return 0;
+    const q3_model *m = s->m;
+    const q3_hparams *hp = &m->hp;
+    const size_t B = Q3_BATCH, E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim;
+    const size_t KV = (size_t)hp->n_head_kv * hp->head_dim;
+    /* the largest quantized input any batched product here takes */
+    size_t qb = 0;
+    const q3_layer *L = &m->layers[0];
+    const mf_weight *all[4] = { &L->attn.wq, &L->attn.wo, &L->router, &m->output };
+    for (int i = 0; i < 4; i++) {
+        size_t b = op_matmul_qbytes(1, &all[i], (int)B);
+        if (b > qb) qb = b;
+    }
+    const store_tensor *roles = store_layer_roles(m->store, 0);
+    for (int r = 0; r < STORE_ROLE_COUNT; r++) {
+        if (!roles[r].t) continue;
+        mf_weight w = { .type = roles[r].t->type, .ne = { roles[r].t->ne[0], 1, 1, 1 } };
+        const mf_weight *wp = &w;
+        size_t b = op_matmul_qbytes(1, &wp, (int)B) * 2; /* gate and up share one, types may differ */
+        if (b > qb) qb = b;
+    }
+    s->bx = calloc(3 * B * E + 2 * B * Q + 2 * B * KV, sizeof(float));
+    s->bfloats = calloc(moe_batch_floats(&m->mhp, (int)B), sizeof(float));
+    s->bints = calloc(moe_batch_ints(&m->mhp, (int)B), sizeof(int32_t));
+    s->bq = malloc(qb + 64);
+    if (!s->bx || !s->bfloats || !s->bints || !s->bq) return mf_fail(e, "out of memory for the prefill batch scratch");
+    s->bh = s->bx + B * E;
+    s->btmp = s->bh + B * E;
+    s->bas.q = s->btmp + B * E;
+    s->bas.o = s->bas.q + B * Q;
+    s->bas.k = s->bas.o + B * Q;
+    s->bas.v = s->bas.k + B * KV;
+    s->bas.qbuf = s->bq;
+    s->bas.qcap = qb + 64;
+    moe_batch_init(&s->mb, &m->mhp, (int)B, s->bfloats, s->bints, s->bq, qb + 64);
+    return 0;
+}
+
+/* The same layers as q3_forward, one layer at a time over up to Q3_BATCH
+ * tokens: attention as matrix products and causal token by token, the
+ * routed FFN with each expert read once per batch. No prefetch here: the
+ * batch's experts are known before they are read. */
+static int q3_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
+                            mf_error *e)
+{
+    q3_model *m = mp;
+    q3_state *s = sp;
+    const q3_hparams *hp = &m->hp;
+    const size_t E = hp->n_embd, kv_dim = (size_t)hp->n_head_kv * hp->head_dim, V = hp->n_vocab;
+    if (q3_batch_alloc(s, e) || q3_state_reserve(s, pos0 + (uint32_t)n, e)) return -1;
+    s->bas.att = s->as.att; /* n_head x n_alloc, grown by q3_state_reserve */
+    for (int c = 0; c < n; c += Q3_BATCH) {
+        const int T = n - c < Q3_BATCH ? n - c : Q3_BATCH;
+        const uint32_t p0 = pos0 + (uint32_t)c;
+        for (int t = 0; t < T; t++) {
+            int32_t tok = tokens[c + t];
+            if (tok < 0 || (uint32_t)tok >= hp->n_vocab)
+                return mf_fail(e, "token id %d out of range (vocab %u)", tok, hp->n_vocab);
+            op_get_row(&m->tok_embd, (uint64_t)tok, s->bx + (size_t)t * E);
+        }
+        for (uint32_t l = 0; l < hp->n_layer; l++) {
+            const q3_layer *L = &m->layers[l];
+            for (int t = 0; t < T; t++) op_rmsnorm(s->bh + (size_t)t * E, s->bx + (size_t)t * E, L->attn_norm.data, E, hp->eps);
+            kv_layer kv = { s->kcache + (size_t)l * s->n_alloc * kv_dim, s->vcache + (size_t)l * s->n_alloc * kv_dim };
+            attn_forward_batch(m->pool, &m->ahp, &L->attn, kv, p0, T, s->bh, E, &s->bas, s->btmp, E);
+            for (size_t i = 0; i < (size_t)T * E; i++) s->bx[i] += s->btmp[i];
+            for (int t = 0; t < T; t++) op_rmsnorm(s->bh + (size_t)t * E, s->bx + (size_t)t * E, L->ffn_norm.data, E, hp->eps);
+            if (moe_forward_batch(m->pool, m->store, (int)l, &m->mhp, &L->router, s->bh, E, T, &s->mb, s->btmp, E, e))
+                return -1;
+            for (size_t i = 0; i < (size_t)T * E; i++) s->bx[i] += s->btmp[i];
+        }
+        for (int t = 0; t < T; t++) {
+            float *out = all ? all + (size_t)(c + t) * V : (c + t + 1 == n ? last : NULL);
+            if (!out) continue;
+            op_rmsnorm(s->bh, s->bx + (size_t)t * E, m->output_norm.data, E, hp->eps);
+            op_matvec(m->pool, &m->output, s->bh, out);
+            if (all && last && c + t + 1 == n) memcpy(last, out, V * sizeof(float));
+        }
+    }
+    return 0;
+}
+
 const arch_ops arch_qwen3moe = {
     .name = "qwen3moe",
     .load = q3_load,
@@ -291,4 +390,5 @@ const arch_ops arch_qwen3moe = {
     .state_truncate = q3_state_truncate,
     .state_reserve = q3_state_reserve,
     .forward = q3_forward,
+    .forward_batch = q3_forward_batch,
 };
