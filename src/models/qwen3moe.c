@@ -15,6 +15,7 @@
  */
 #include "models/arch.h"
 #include "models/blocks.h"
+#include "models/kvcache.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -46,8 +47,8 @@ typedef struct q3_model {
 
 typedef struct q3_state {
     q3_model *m;
-    uint32_t n_ctx, n_alloc;
-    float *kcache, *vcache;        /* n_layer x n_alloc x kv_dim */
+    uint32_t n_ctx;
+    kv_cache kv;                   /* layer-major K and V, and the attention scores */
     float *x, *h, *tmp;
     attn_scratch as;
     moe_scratch ms;
@@ -181,10 +182,8 @@ static void q3_state_free(void *sp)
 {
     q3_state *s = sp;
     if (!s) return;
-    free(s->kcache);
-    free(s->vcache);
+    kv_cache_free(&s->kv);
     free(s->x);
-    free(s->as.att);
     free(s->ms.ids);
     free(s->ms.pf_ids);
     free(s->bx);
@@ -197,28 +196,8 @@ static void q3_state_free(void *sp)
 static int q3_state_reserve(void *sp, uint32_t n, mf_error *e)
 {
     q3_state *s = sp;
-    const q3_hparams *hp = &s->m->hp;
-    if (n > s->n_ctx) return mf_fail(e, "context full: %u positions requested, --ctx is %u", n, s->n_ctx);
-    if (n <= s->n_alloc) return 0;
-    uint32_t want = s->n_alloc ? s->n_alloc : 256;
-    while (want < n) want *= 2;
-    if (want > s->n_ctx) want = s->n_ctx;
-    const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
-    /* The cache is laid out layer-major, so growing re-packs it. */
-    float *k = calloc((size_t)hp->n_layer * want * kv_dim, sizeof(float));
-    float *v = calloc((size_t)hp->n_layer * want * kv_dim, sizeof(float));
-    float *att = calloc((size_t)hp->n_head * want, sizeof(float));
-    if (!k || !v || !att) {
-        free(k), free(v), free(att);
-        return mf_fail(e, "out of memory for a KV cache of %u positions", want);
-    }
-    for (uint32_t l = 0; l < hp->n_layer && s->n_alloc; l++) {
-        memcpy(k + l * want * kv_dim, s->kcache + l * s->n_alloc * kv_dim, s->n_alloc * kv_dim * sizeof(float));
-        memcpy(v + l * want * kv_dim, s->vcache + l * s->n_alloc * kv_dim, s->n_alloc * kv_dim * sizeof(float));
-    }
-    free(s->kcache), free(s->vcache), free(s->as.att);
-    s->kcache = k, s->vcache = v, s->as.att = att;
-    s->n_alloc = want;
+    if (kv_cache_reserve(&s->kv, n, e)) return -1;
+    s->as.att = s->kv.att;
     return 0;
 }
 
@@ -230,6 +209,8 @@ static void *q3_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     if (!s) { mf_fail(e, "out of memory"); return NULL; }
     s->m = m;
     s->n_ctx = n_ctx;
+    s->kv = (kv_cache){ .n_layer = hp->n_layer, .n_head = hp->n_head, .n_ctx = n_ctx,
+                        .row = (size_t)hp->n_head_kv * hp->head_dim };
     const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff_exp;
     size_t nf = 3 * E + Q + 2 * KV + Q + hp->n_expert + 2 * K * F + E + K + E;
@@ -266,7 +247,7 @@ static int q3_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *lo
     q3_model *m = mp;
     q3_state *s = sp;
     const q3_hparams *hp = &m->hp;
-    const size_t E = hp->n_embd, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t E = hp->n_embd;
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (q3_state_reserve(s, pos + 1, e)) return -1;
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
@@ -280,7 +261,7 @@ static int q3_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *lo
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const q3_layer *L = &m->layers[l];
         op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
-        kv_layer kv = { s->kcache + (size_t)l * s->n_alloc * kv_dim, s->vcache + (size_t)l * s->n_alloc * kv_dim };
+        kv_layer kv = kv_cache_layer(&s->kv, l);
         attn_forward(m->pool, &m->ahp, &L->attn, kv, pos, s->h, &s->as, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
@@ -349,9 +330,9 @@ static int q3_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, ui
     q3_model *m = mp;
     q3_state *s = sp;
     const q3_hparams *hp = &m->hp;
-    const size_t E = hp->n_embd, kv_dim = (size_t)hp->n_head_kv * hp->head_dim, V = hp->n_vocab;
+    const size_t E = hp->n_embd, V = hp->n_vocab;
     if (q3_batch_alloc(s, e) || q3_state_reserve(s, pos0 + (uint32_t)n, e)) return -1;
-    s->bas.att = s->as.att; /* n_head x n_alloc, grown by q3_state_reserve */
+    s->bas.att = s->kv.att; /* n_head x n_alloc, grown by q3_state_reserve */
     for (int c = 0; c < n; c += Q3_BATCH) {
         const int T = n - c < Q3_BATCH ? n - c : Q3_BATCH;
         const uint32_t p0 = pos0 + (uint32_t)c;
@@ -364,7 +345,7 @@ static int q3_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, ui
         for (uint32_t l = 0; l < hp->n_layer; l++) {
             const q3_layer *L = &m->layers[l];
             for (int t = 0; t < T; t++) op_rmsnorm(s->bh + (size_t)t * E, s->bx + (size_t)t * E, L->attn_norm.data, E, hp->eps);
-            kv_layer kv = { s->kcache + (size_t)l * s->n_alloc * kv_dim, s->vcache + (size_t)l * s->n_alloc * kv_dim };
+            kv_layer kv = kv_cache_layer(&s->kv, l);
             attn_forward_batch(m->pool, &m->ahp, &L->attn, kv, p0, T, s->bh, E, &s->bas, s->btmp, E);
             for (size_t i = 0; i < (size_t)T * E; i++) s->bx[i] += s->btmp[i];
             for (int t = 0; t < T; t++) op_rmsnorm(s->bh + (size_t)t * E, s->bx + (size_t)t * E, L->ffn_norm.data, E, hp->eps);
