@@ -275,6 +275,8 @@ typedef struct mf_stats {
     uint64_t predicted, predicted_right;  /* experts chosen where the next-layer guess ran,
                                              and those in the guess's top-K */
     uint64_t predicted_in_guess;          /* ... and those anywhere in the guess (K + margin) */
+    uint64_t prefill_bytes_read;          /* expert bytes read while evaluating prompts
+                                             (bytes_read counts prefill and decode) */
 } mf_stats;
 
 /* Test hook: the nth expert read from now fails (1 EIO, 2 short read,
@@ -324,9 +326,13 @@ typedef struct mf_bench_params {
     const char *io;           /* one backend, or NULL for pread, direct and uring in turn */
     int io_threads;
     int n_prompt, n_gen;      /* prompt tokens, generated tokens */
+    const int *prefill;       /* n_prefill prompt lengths: measure prompt evaluation
+                                 (batched vs token by token) instead of decode */
+    int n_prefill;
 } mf_bench_params;
 
-/* Prints the benchmark report (references, rooflines, decode per backend). */
+/* Prints the benchmark report (references, rooflines, then decode per
+ * backend, or prompt evaluation when p->n_prefill > 0). */
 int mf_bench_run(const char *path, const mf_bench_params *p, FILE *out, mf_error *e);
 /* Best-of-5 read bandwidth over a buffer of bytes, with n_threads. */
 double mf_bench_memory_gbs(int n_threads, size_t bytes);

@@ -98,3 +98,58 @@ TEST(prefill_reads_each_expert_once_per_batch)
            (unsigned long long)sb.cache_misses, (unsigned long long)st.cache_misses);
     free(a), free(b);
 }
+
+/* Issue #9's counter test: with a cache of exactly one layer's batch
+ * working set (the distinct experts the batch routes to in its largest
+ * layer), every (layer, expert) the batch uses is read exactly once, and
+ * prefill_bytes_read counts those reads. */
+TEST(prefill_reads_each_layer_expert_exactly_once_with_one_layer_cache)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/prefill-once.gguf", t_tmpdir());
+    mf_synth_shape sh;
+    mf_synth_preset("demo", &sh); /* 64 experts, top-8 */
+    sh.n_layer = 3;
+    mf_error e;
+    REQUIREF(mf_synth_write(path, &sh, &e) == 0, "%s", e.msg);
+    enum { N = 24 };
+    int32_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = 260 + (i * 53) % 250;
+    uint64_t slot = 0, distinct = 0, widest = 0;
+    {   /* a first run with every expert cached tells the working sets */
+        mf_model_params mp;
+        mf_model_params_default(&mp);
+        mp.no_prefetch = true;
+        mf_model *m = mf_model_open(path, &mp, &e);
+        REQUIREF(m, "%s", e.msg);
+        mf_session *s = mf_session_new(m, N + 4, &e);
+        REQUIREF(s && mf_eval(s, ids, N, NULL, &e) == 0, "%s", e.msg);
+        mf_stats s0;
+        mf_model_stats(m, &s0);
+        slot = s0.cache_bytes / (sh.n_layer * sh.n_expert);
+        uint64_t uses[64];
+        for (uint32_t l = 0; l < sh.n_layer; l++) {
+            mf_model_expert_uses(m, l, uses);
+            uint64_t d = 0;
+            for (uint32_t x = 0; x < sh.n_expert; x++) d += uses[x] > 0;
+            distinct += d;
+            widest = d > widest ? d : widest;
+        }
+        mf_session_free(s);
+        mf_model_close(m);
+    }
+    REQUIRE(slot > 0 && widest >= sh.n_used && widest < sh.n_expert);
+    mf_stats st;
+    float *a = eval_all(t_, path, 0, widest * slot + slot / 2, ids, N, &st);
+    REQUIRE(a);
+    printf("  %u layers, %d tokens: %llu distinct (layer, expert) used, widest layer %llu; cache %llu slots: "
+           "%llu reads, %.2f MB per prompt token\n",
+           sh.n_layer, N, (unsigned long long)distinct, (unsigned long long)widest, (unsigned long long)widest,
+           (unsigned long long)st.cache_misses, st.prefill_bytes_read / 1e6 / N);
+    CHECKF(st.cache_misses == distinct, "%llu expert reads for %llu distinct (layer, expert) pairs",
+           (unsigned long long)st.cache_misses, (unsigned long long)distinct);
+    CHECKF(st.prefill_bytes_read == st.bytes_read && st.bytes_read > 0,
+           "prefill_bytes_read %llu, bytes_read %llu", (unsigned long long)st.prefill_bytes_read,
+           (unsigned long long)st.bytes_read);
+    free(a);
+}

@@ -207,6 +207,103 @@ out:
     return rc;
 }
 
+/* ---- prompt evaluation ---- */
+
+static void random_ids(int32_t *ids, int n, uint32_t n_vocab, uint64_t seed)
+{
+    for (int i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((seed >> 33) % n_vocab);
+    }
+}
+
+typedef struct prefill_result {
+    double tok_s, bytes_tok, hit_rate, s;
+} prefill_result;
+
+/* Evaluates an n-token random prompt in a fresh session of m (the expert
+ * cache keeps what earlier prompts left, as a server's would). */
+static int prefill_once(mf_model *m, int n, uint64_t seed, prefill_result *r, mf_error *e)
+{
+    const mf_model_info *in = mf_model_get_info(m);
+    int32_t *ids = malloc(sizeof *ids * (size_t)n);
+    mf_session *s = ids ? mf_session_new(m, (uint32_t)n + 8, e) : NULL;
+    int rc = -1;
+    if (!ids) mf_fail(e, "out of memory");
+    if (s) {
+        random_ids(ids, n, in->n_vocab, seed);
+        mf_stats a, b;
+        mf_model_stats(m, &a);
+        double t0 = now_s();
+        rc = mf_eval(s, ids, (size_t)n, NULL, e);
+        double dt = now_s() - t0;
+        mf_model_stats(m, &b);
+        uint64_t hits = b.cache_hits - a.cache_hits, misses = b.cache_misses - a.cache_misses;
+        r->s = dt;
+        r->tok_s = n / dt;
+        r->bytes_tok = (double)(b.prefill_bytes_read - a.prefill_bytes_read) / n;
+        r->hit_rate = hits + misses ? (double)hits / (double)(hits + misses) : 0;
+    }
+    mf_session_free(s);
+    free(ids);
+    return rc;
+}
+
+static mf_model *bench_open(const char *path, const mf_bench_params *bp, const char *io, int n_batch, mf_error *e)
+{
+    mf_model_params mp;
+    mf_model_params_default(&mp);
+    mp.n_threads = bp->n_threads;
+    mp.cache_bytes = bp->cache_bytes;
+    mp.io = io;
+    mp.io_threads = bp->io_threads;
+    mp.n_batch = n_batch;
+    return mf_model_open(path, &mp, e);
+}
+
+/* Prompt evaluation for each length: batched (layer by layer, each expert
+ * read once per batch) after a warm-up prompt, as llama-bench measures pp
+ * after a warm-up run; then token by token on the first 64 tokens of the
+ * same lengths, for the bytes each prompt token costs either way. */
+static int prefill_bench(const char *path, const mf_bench_params *bp, const char *io, FILE *out, mf_error *e)
+{
+    mf_model *m = bench_open(path, bp, io, 0, e);
+    if (!m) return -1;
+    prefill_result warm, tbt = { 0 };
+    int rc = prefill_once(m, 256, 7, &warm, e);
+    fprintf(out, "  %-7s warm-up: 256 tokens in %.1f s (%.1f tok/s, %.1f MB read per token)\n", io, warm.s, warm.tok_s,
+            warm.bytes_tok / 1e6);
+    prefill_result *r = calloc((size_t)bp->n_prefill, sizeof *r);
+    if (!r) rc = mf_fail(e, "out of memory");
+    for (int i = 0; !rc && i < bp->n_prefill; i++) rc = prefill_once(m, bp->prefill[i], 100 + (uint64_t)i, &r[i], e);
+    mf_model_close(m);
+    /* token by token: 64 tokens are enough for a steady bytes-per-token */
+    if (!rc && (m = bench_open(path, bp, io, 1, e)) != NULL) {
+        prefill_result w;
+        rc = prefill_once(m, 64, 7, &w, e);
+        if (!rc) rc = prefill_once(m, 64, 100, &tbt, e);
+        mf_model_close(m);
+    } else if (!rc) {
+        rc = -1;
+    }
+    if (rc) { free(r); return -1; }
+    fprintf(out, "  %-7s %7s %9s %10s %7s\n", "io", "tokens", "tok/s", "read MB/t", "hit");
+    for (int i = 0; i < bp->n_prefill; i++)
+        fprintf(out, "  %-7s %7d %9.2f %10.2f %6.1f%%\n", io, bp->prefill[i], r[i].tok_s, r[i].bytes_tok / 1e6,
+                100 * r[i].hit_rate);
+    fprintf(out, "  %-7s %7s %9.2f %10.2f %6.1f%%   (token by token, 64 tokens)\n", io, "1 x 64", tbt.tok_s,
+            tbt.bytes_tok / 1e6, 100 * tbt.hit_rate);
+    for (int i = 0; i < bp->n_prefill; i++)
+        if (r[i].bytes_tok > 0)
+            fprintf(out, "          %d tokens: %.1fx fewer expert bytes per prompt token than token by token, %.2fx its tok/s\n",
+                    bp->prefill[i], tbt.bytes_tok / r[i].bytes_tok, tbt.tok_s > 0 ? r[i].tok_s / tbt.tok_s : 0);
+        else
+            fprintf(out, "          %d tokens: nothing read (every expert cached); %.2fx token by token's tok/s\n",
+                    bp->prefill[i], tbt.tok_s > 0 ? r[i].tok_s / tbt.tok_s : 0);
+    free(r);
+    return 0;
+}
+
 static double share(uint64_t a, uint64_t b) { return b ? (double)a / (double)b : 0; }
 
 static void print_run(FILE *out, const char *io, const char *mode, const run_result *r, double disk, double compute_roof)
@@ -257,6 +354,24 @@ int mf_bench_run(const char *path, const mf_bench_params *bp, FILE *out, mf_erro
     fprintf(out, "  compute roofline (memory-bound decode): %.1f tok/s\n", compute_roof);
 
     static const char *ios[] = { "pread", "direct", "uring" };
+    if (bp->n_prefill > 0) {
+        mf_bench_params fixed = *bp;
+        if (!fixed.cache_bytes) fixed.cache_bytes = store_auto_cache_bytes(plan.resident_bytes, 0);
+        if (!fixed.cache_bytes) fixed.cache_bytes = 1;
+        fprintf(out, "\nprompt evaluation, %d threads, --cache %.0f MB (%s):\n", n_threads, fixed.cache_bytes / 1e6,
+                bp->cache_bytes ? "set" : "auto");
+        int rc = 0;
+        for (int i = 0; i < 3; i++) {
+            if (bp->io && strcmp(bp->io, ios[i])) continue;
+            if (prefill_bench(path, &fixed, ios[i], out, e)) {
+                fprintf(out, "  %-7s failed: %s\n", ios[i], e->msg);
+                rc = -1;
+            }
+            fflush(out);
+        }
+        plan_free(&plan);
+        return rc;
+    }
     /* --cache auto is resolved once, before any run: what is free changes
      * as runs leave page cache behind, and every run must get the same */
     mf_bench_params fixed = *bp;

@@ -30,6 +30,7 @@ struct mf_model {
     bool no_batch;             /* prefill token by token (--batch 1) */
     uint64_t prompt_tokens, generated_tokens;
     double prefill_s, decode_s;
+    uint64_t prefill_bytes;  /* expert bytes read during prompts */
 };
 
 struct mf_session {
@@ -181,6 +182,15 @@ int mf_session_truncate(mf_session *s, uint32_t n_past, mf_error *e)
     return 0;
 }
 
+/* Expert bytes read so far, for the prefill counter. */
+static uint64_t store_bytes_read(const mf_model *m)
+{
+    if (!m->ctx.store) return 0;
+    store_stats st;
+    store_get_stats(m->ctx.store, &st);
+    return st.bytes_read;
+}
+
 int mf_eval(mf_session *s, const int32_t *tokens, size_t n, float *all_logits, mf_error *e)
 {
     mf_model *m = s->m;
@@ -191,6 +201,7 @@ int mf_eval(mf_session *s, const int32_t *tokens, size_t n, float *all_logits, m
     /* A call with several tokens, or the first of a session, is a prompt. */
     int prompt = n > 1 || s->n_past == 0;
     double t0 = now_s();
+    const uint64_t read0 = store_bytes_read(m);
     const size_t V = m->info.n_vocab;
     size_t n_done = 0;
     if (n > 1 && m->arch->forward_batch && !m->no_batch) {
@@ -212,7 +223,7 @@ int mf_eval(mf_session *s, const int32_t *tokens, size_t n, float *all_logits, m
     }
     if (all_logits) memcpy(s->logits, all_logits + (n - 1) * V, V * sizeof(float));
     double dt = now_s() - t0;
-    if (prompt) m->prompt_tokens += n, m->prefill_s += dt;
+    if (prompt) m->prompt_tokens += n, m->prefill_s += dt, m->prefill_bytes += store_bytes_read(m) - read0;
     else m->generated_tokens += n, m->decode_s += dt;
     return 0;
 }
@@ -236,6 +247,7 @@ void mf_model_stats(const mf_model *m, mf_stats *out)
     out->generated_tokens = m->generated_tokens;
     out->prefill_s = m->prefill_s;
     out->decode_s = m->decode_s;
+    out->prefill_bytes_read = m->prefill_bytes;
     if (m->ctx.store) {
         store_stats st;
         store_get_stats(m->ctx.store, &st);
@@ -270,6 +282,7 @@ void mf_model_stats_reset(mf_model *m)
 {
     m->prompt_tokens = m->generated_tokens = 0;
     m->prefill_s = m->decode_s = 0;
+    m->prefill_bytes = 0;
     if (m->ctx.store) store_reset_stats(m->ctx.store);
 }
 
@@ -295,13 +308,14 @@ int mf_stats_write_json(const mf_model *m, const mf_stats *st, const char *io, c
             ", \"hit_rate\": %.4f, \"bytes_read\": %" PRIu64 ", \"read_mb_s\": %.1f, \"io_wait_s\": %.4f"
             ", \"prefetch_issued\": %" PRIu64 ", \"prefetch_used\": %" PRIu64 ", \"prefetch_wasted\": %" PRIu64
             ", \"prefetch_late\": %" PRIu64 ", \"predictor_accuracy\": %.4f"
+            ", \"prefill_bytes_read\": %" PRIu64 ", \"prefill_bytes_per_token\": %.0f"
             ", \"peak_rss_bytes\": %" PRIu64 "}\n",
             m->info.arch, m->info.n_threads, io ? io : m->io_name, st->cache_bytes, st->prompt_tokens, st->generated_tokens,
             ratio((double)st->prompt_tokens, st->prefill_s), ratio((double)st->generated_tokens, st->decode_s),
             st->cache_hits, st->cache_misses, ratio((double)st->cache_hits, (double)lookups), st->bytes_read,
             ratio((double)st->bytes_read / 1e6, total), st->io_wait_s, st->prefetch_issued, st->prefetch_used,
             st->prefetch_wasted, st->prefetch_late, ratio((double)st->predicted_right, (double)st->predicted),
-            st->peak_rss_bytes);
+            st->prefill_bytes_read, ratio((double)st->prefill_bytes_read, (double)st->prompt_tokens), st->peak_rss_bytes);
     if (fp != stdout && fclose(fp) != 0) return mf_fail(e, "%s: write failed: %s", path, strerror(errno));
     return 0;
 }

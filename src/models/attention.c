@@ -14,11 +14,10 @@ static void add_bias(float *x, const mf_weight *b, size_t n)
     for (size_t i = 0; i < n; i++) x[i] += v[i];
 }
 
-/* Biases, q/k norms, RoPE at pos, the token's k and v into the cache, then
- * its attention over positions 0..pos into o: everything between the
- * projections and the output projection, for one token. */
-static void attend_one(mf_pool *pool, const attn_hparams *hp, const attn_weights *w, kv_layer kv, uint32_t pos,
-                       float *q, float *k, float *v, float *att, float *o)
+/* Biases, q/k norms, RoPE at pos, and the token's k and v into the cache:
+ * everything between the projections and the attention, for one token. */
+static void prepare_one(const attn_hparams *hp, const attn_weights *w, kv_layer kv, uint32_t pos, float *q, float *k,
+                        float *v)
 {
     const int hd = hp->head_dim;
     const size_t q_dim = (size_t)hp->n_head * hd, kv_dim = (size_t)hp->n_head_kv * hd;
@@ -36,7 +35,6 @@ static void attend_one(mf_pool *pool, const attn_hparams *hp, const attn_weights
     }
     memcpy(kv.k + (size_t)pos * kv_dim, k, kv_dim * sizeof(float));
     memcpy(kv.v + (size_t)pos * kv_dim, v, kv_dim * sizeof(float));
-    op_attention(pool, q, kv.k, kv.v, kv_dim, (int)pos + 1, hp->n_head, hp->n_head_kv, hd, hp->scale, att, o);
 }
 
 void attn_forward(mf_pool *pool, const attn_hparams *hp, const attn_weights *w, kv_layer kv, uint32_t pos,
@@ -45,7 +43,9 @@ void attn_forward(mf_pool *pool, const attn_hparams *hp, const attn_weights *w, 
     const mf_weight *ws[3] = { &w->wq, &w->wk, &w->wv };
     float *ys[3] = { s->q, s->k, s->v };
     op_matvec_multi(pool, 3, ws, h, ys);
-    attend_one(pool, hp, w, kv, pos, s->q, s->k, s->v, s->att, s->out);
+    prepare_one(hp, w, kv, pos, s->q, s->k, s->v);
+    op_attention(pool, s->q, kv.k, kv.v, (size_t)hp->n_head_kv * hp->head_dim, (int)pos + 1, hp->n_head, hp->n_head_kv,
+                 hp->head_dim, hp->scale, s->att, s->out);
     op_matvec(pool, &w->wo, s->out, out);
     add_bias(out, &w->bo, w->wo.ne[1]);
 }
@@ -59,10 +59,13 @@ void attn_forward_batch(mf_pool *pool, const attn_hparams *hp, const attn_weight
     float *yq[1] = { s->q }, *ykv[2] = { s->k, s->v };
     op_matmul(pool, 1, wq, H, h_stride, T, yq, q_dim, s->qbuf, s->qcap);
     op_matmul(pool, 2, wkv, H, h_stride, T, ykv, kv_dim, s->qbuf, s->qcap);
-    /* causal: token t sees the cache up to its own position, so in order */
+    /* every token's k and v into the cache first; causal attention then
+     * lets token t see positions up to its own only */
     for (int t = 0; t < T; t++)
-        attend_one(pool, hp, w, kv, pos0 + (uint32_t)t, s->q + (size_t)t * q_dim, s->k + (size_t)t * kv_dim,
-                   s->v + (size_t)t * kv_dim, s->att, s->o + (size_t)t * q_dim);
+        prepare_one(hp, w, kv, pos0 + (uint32_t)t, s->q + (size_t)t * q_dim, s->k + (size_t)t * kv_dim,
+                    s->v + (size_t)t * kv_dim);
+    op_attention_causal(pool, s->q, q_dim, kv.k, kv.v, kv_dim, pos0, T, hp->n_head, hp->n_head_kv, hp->head_dim,
+                        hp->scale, s->att, s->o, q_dim);
     const mf_weight *wo[1] = { &w->wo };
     float *yo[1] = { OUT };
     op_matmul(pool, 1, wo, s->o, q_dim, T, yo, out_stride, s->qbuf, s->qcap);

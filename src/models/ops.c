@@ -255,12 +255,33 @@ void op_softmax(float *x, size_t n)
     for (size_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+/* o += p * v over n floats: independent lanes, so the compiler vectorizes
+ * it without reordering any sum. */
+static inline void axpy(float *restrict o, float p, const float *restrict v, int n)
+{
+    for (int i = 0; i < n; i++) o[i] += p * v[i];
+}
+
+/* One query head against n_kv cached positions: scores s, softmax, and the
+ * weighted sum of values into o. q.k uses the f32 kernel of the active SIMD
+ * variant (quant/kernels.h), so decode and batched prefill, which both come
+ * here, give the same numbers. */
+static void att_head(quant_vec_dot_fn dot, const float *q, const float *k, const float *v, size_t kv_stride, int n_kv,
+                     int head_dim, float scale, float *s, float *o)
+{
+    for (int t = 0; t < n_kv; t++) s[t] = dot(k + (size_t)t * kv_stride, q, (size_t)head_dim) * scale;
+    op_softmax(s, (size_t)n_kv);
+    memset(o, 0, sizeof(float) * (size_t)head_dim);
+    for (int t = 0; t < n_kv; t++) axpy(o, s[t], v + (size_t)t * kv_stride, head_dim);
+}
+
 typedef struct att_job {
     const float *q, *k, *v;
-    size_t kv_stride;
-    int n_kv, n_head, n_head_kv, head_dim;
+    size_t kv_stride, q_stride, out_stride;
+    int n_kv, n_head, n_head_kv, head_dim, T;
     float scale;
     float *scratch, *out;
+    quant_vec_dot_fn dot;
 } att_job;
 
 static void att_task(void *ctx, int ith, int nth)
@@ -270,30 +291,48 @@ static void att_task(void *ctx, int ith, int nth)
     pool_split((size_t)j->n_head, 1, ith, nth, &lo, &hi);
     int group = j->n_head / j->n_head_kv;
     for (size_t h = lo; h < hi; h++) {
-        const float *q = j->q + h * (size_t)j->head_dim;
         size_t kvo = (h / (size_t)group) * (size_t)j->head_dim;
-        float *s = j->scratch + h * (size_t)j->n_kv;
-        for (int t = 0; t < j->n_kv; t++) {
-            const float *k = j->k + (size_t)t * j->kv_stride + kvo;
-            float d = 0;
-            for (int i = 0; i < j->head_dim; i++) d += q[i] * k[i];
-            s[t] = d * j->scale;
-        }
-        op_softmax(s, (size_t)j->n_kv);
-        float *o = j->out + h * (size_t)j->head_dim;
-        memset(o, 0, sizeof(float) * (size_t)j->head_dim);
-        for (int t = 0; t < j->n_kv; t++) {
-            const float *v = j->v + (size_t)t * j->kv_stride + kvo;
-            float p = s[t];
-            for (int i = 0; i < j->head_dim; i++) o[i] += p * v[i];
-        }
+        att_head(j->dot, j->q + h * (size_t)j->head_dim, j->k + kvo, j->v + kvo, j->kv_stride, j->n_kv, j->head_dim,
+                 j->scale, j->scratch + h * (size_t)j->n_kv, j->out + h * (size_t)j->head_dim);
     }
 }
 
 void op_attention(mf_pool *pool, const float *q, const float *k, const float *v, size_t kv_stride, int n_kv,
                   int n_head, int n_head_kv, int head_dim, float scale, float *att_scratch, float *out)
 {
-    att_job j = { q, k, v, kv_stride, n_kv, n_head, n_head_kv, head_dim, scale, att_scratch, out };
+    att_job j = { .q = q, .k = k, .v = v, .kv_stride = kv_stride, .n_kv = n_kv, .n_head = n_head,
+                  .n_head_kv = n_head_kv, .head_dim = head_dim, .scale = scale, .scratch = att_scratch, .out = out,
+                  .dot = quant_kernels()->k[MF_TYPE_F32].vec_dot };
     if (n_kv < 64 || pool_threads(pool) == 1) att_task(&j, 0, 1);
     else pool_run(pool, att_task, &j);
+}
+
+/* Causal batch: token t's heads on thread t % nth (a token's cost grows
+ * with its position, so interleaving balances), each thread its own
+ * n_kv-float score row; threads beyond n_head have no row and rest. */
+static void att_causal_task(void *ctx, int ith, int nth)
+{
+    att_job *j = ctx;
+    if (nth > j->n_head) nth = j->n_head;
+    if (ith >= nth) return;
+    const int group = j->n_head / j->n_head_kv, n0 = j->n_kv - j->T;
+    float *s = j->scratch + (size_t)ith * (size_t)j->n_kv;
+    for (int t = ith; t < j->T; t += nth)
+        for (int h = 0; h < j->n_head; h++) {
+            size_t kvo = (size_t)(h / group) * (size_t)j->head_dim;
+            att_head(j->dot, j->q + (size_t)t * j->q_stride + (size_t)h * j->head_dim, j->k + kvo, j->v + kvo,
+                     j->kv_stride, n0 + t + 1, j->head_dim, j->scale, s,
+                     j->out + (size_t)t * j->out_stride + (size_t)h * j->head_dim);
+        }
+}
+
+void op_attention_causal(mf_pool *pool, const float *Q, size_t q_stride, const float *k, const float *v,
+                         size_t kv_stride, uint32_t pos0, int T, int n_head, int n_head_kv, int head_dim, float scale,
+                         float *att_scratch, float *OUT, size_t out_stride)
+{
+    att_job j = { .q = Q, .k = k, .v = v, .kv_stride = kv_stride, .q_stride = q_stride, .out_stride = out_stride,
+                  .n_kv = (int)pos0 + T, .n_head = n_head, .n_head_kv = n_head_kv, .head_dim = head_dim, .T = T,
+                  .scale = scale, .scratch = att_scratch, .out = OUT, .dot = quant_kernels()->k[MF_TYPE_F32].vec_dot };
+    if (pool_threads(pool) == 1 || (size_t)j.n_kv * (size_t)T < 64) att_causal_task(&j, 0, 1);
+    else pool_run(pool, att_causal_task, &j);
 }

@@ -57,5 +57,12 @@ static inline float op_sigmoid(float x) { return 1.0f / (1.0f + __builtin_expf(-
  * per position (stride kv_stride floats). */
 void op_attention(mf_pool *pool, const float *q, const float *k, const float *v, size_t kv_stride, int n_kv,
                   int n_head, int n_head_kv, int head_dim, float scale, float *att_scratch, float *out);
+/* T queries at positions pos0..pos0+T-1 (rows q_stride apart) over a cache
+ * that already holds their keys and values: row t of OUT attends to
+ * positions 0..pos0+t, with the same numbers op_attention gives that token.
+ * att_scratch: min(threads, n_head) x (pos0 + T) floats. */
+void op_attention_causal(mf_pool *pool, const float *Q, size_t q_stride, const float *k, const float *v,
+                         size_t kv_stride, uint32_t pos0, int T, int n_head, int n_head_kv, int head_dim, float scale,
+                         float *att_scratch, float *OUT, size_t out_stride);
 
 #endif
