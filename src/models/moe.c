@@ -241,6 +241,15 @@ void moe_batch_init(moe_batch *b, const moe_hparams *hp, int T, float *floats, i
     b->qcap = qcap;
 }
 
+/* The next up to K used experts from *x on, into wave; their count. */
+static int next_wave(const moe_batch *b, int N, int K, int *x, int32_t *wave)
+{
+    int n = 0;
+    for (; *x < N && n < K; (*x)++)
+        if (b->start[*x + 1] > b->start[*x]) wave[n++] = *x;
+    return n;
+}
+
 int moe_forward_batch(mf_pool *pool, store *st, int layer, const moe_hparams *hp, const mf_weight *router,
                       const float *H, size_t h_stride, int T, moe_batch *b, float *OUT, size_t out_stride,
                       mf_error *e)
@@ -277,15 +286,14 @@ int moe_forward_batch(mf_pool *pool, store *st, int layer, const moe_hparams *hp
     /* every used expert once, K at a time (the store holds at least K): a
      * wave's experts are read in parallel and each is applied to all of
      * its tokens as a matrix product before the next wave */
-    int32_t wave[64];
+    int32_t waves[2][64];
     const store_expert *ex[64];
-    int x = 0;
-    while (x < N) {
-        int n = 0;
-        for (; x < N && n < K; x++)
-            if (b->start[x + 1] > b->start[x]) wave[n++] = x;
-        if (n == 0) break;
-        if (store_acquire(st, layer, wave, n, ex, e)) return -1;
+    int x = 0, n = next_wave(b, N, K, &x, waves[0]);
+    for (int w = 0; n > 0; w ^= 1) {
+        /* the next wave is read while this one computes */
+        const int32_t *wave = waves[w];
+        int n_next = next_wave(b, N, K, &x, waves[w ^ 1]);
+        if (store_acquire_plan(st, layer, wave, n, ex, waves[w ^ 1], n_next, e)) return -1;
         for (int j = 0; j < n; j++) {
             const int32_t *ord = b->order + b->start[wave[j]];
             const int Te = b->start[wave[j] + 1] - b->start[wave[j]];
@@ -321,6 +329,7 @@ int moe_forward_batch(mf_pool *pool, store *st, int layer, const moe_hparams *hp
             }
         }
         store_release(st, layer, wave, n);
+        n = n_next;
     }
     /* mix in slot order, as moe_experts does: the sums are the same */
     for (int t = 0; t < T; t++) {

@@ -200,6 +200,7 @@ store *store_open(const gguf_file *f, uint32_t n_layer, uint32_t n_expert, uint3
     s->backend = io_open(s->io, p->io_threads, &why);
     if (!s->backend) { mf_fail(e, "--io %s: %s", io_kind_name(s->io), why); goto fail; }
     s->prefetch_on = !p->no_prefetch && room_for_prefetch(s);
+    s->plan_on = room_for_prefetch(s);
     return s;
 fail:
     store_close(s);

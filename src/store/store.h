@@ -98,6 +98,13 @@ int store_acquire(store *s, int layer, const int32_t *ids, int n, const store_ex
  * the disk goes from one to the other without a pause. */
 int store_acquire_next(store *s, int layer, const int32_t *ids, int n, const store_expert **out, int next_layer,
                        const int32_t *guess, int n_guess, int k, mf_error *e);
+/* Batched prefill: the same as store_acquire, and behind this wave's demand
+ * reads the next wave's experts next[0..n_next) of the same layer are read
+ * at prefetch priority while this wave computes. A plan, not a guess: it
+ * reads even with --no-prefetch (whenever the cache holds two waves) and is
+ * not counted in the predictor statistics. */
+int store_acquire_plan(store *s, int layer, const int32_t *ids, int n, const store_expert **out, const int32_t *next,
+                       int n_next, mf_error *e);
 void store_release(store *s, int layer, const int32_t *ids, int n);
 
 /* The model's guess of the experts layer will choose, best first: ids[0..k)

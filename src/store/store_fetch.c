@@ -146,7 +146,7 @@ static bool in_ids(const int32_t *ids, int n, int id)
 /* Step 2: the prefetches made for this layer meet its real choice. */
 static void settle(store *s, int layer, const int32_t *ids, int n)
 {
-    if (s->guess_layer == layer) {
+    if (s->guess_layer == layer && !s->guess_planned) {
         int k = s->guess_k < s->guess_n ? s->guess_k : s->guess_n;
         for (int i = 0; i < n; i++) {
             s->st.predicted++;
@@ -176,7 +176,9 @@ static void settle(store *s, int layer, const int32_t *ids, int n)
     s->n_pf = 0;
 }
 
-static void issue_guess(store *s, int layer, const int32_t *ids, int n, int k);
+static void issue_guess(store *s, int layer, const int32_t *ids, int n, int k, bool planned);
+static int acquire(store *s, int layer, const int32_t *ids, int n, const store_expert **out, int next_layer,
+                   const int32_t *guess, int n_guess, int k, bool planned, mf_error *e);
 
 static int report_failure(store *s, const slot *sl, mf_error *e)
 {
@@ -221,6 +223,18 @@ int store_acquire(store *s, int layer, const int32_t *ids, int n, const store_ex
 
 int store_acquire_next(store *s, int layer, const int32_t *ids, int n, const store_expert **out, int next_layer,
                        const int32_t *guess, int n_guess, int k, mf_error *e)
+{
+    return acquire(s, layer, ids, n, out, next_layer, guess, n_guess, k, false, e);
+}
+
+int store_acquire_plan(store *s, int layer, const int32_t *ids, int n, const store_expert **out, const int32_t *next,
+                       int n_next, mf_error *e)
+{
+    return acquire(s, layer, ids, n, out, layer, next, n_next, n_next, true, e);
+}
+
+static int acquire(store *s, int layer, const int32_t *ids, int n, const store_expert **out, int next_layer,
+                   const int32_t *guess, int n_guess, int k, bool planned, mf_error *e)
 {
     if (layer < 0 || (uint32_t)layer >= s->n_layer || !store_layer_has_experts(s, layer))
         return mf_fail(e, "store: layer %d has no routed experts", layer);
@@ -289,7 +303,7 @@ int store_acquire_next(store *s, int layer, const int32_t *ids, int n, const sto
     if (nsub) io_submit(s->backend, s->batch, nsub, IO_DEMAND);
     /* the next layer's guess queues behind these demand reads; this
      * layer's experts are pinned, so it cannot evict them */
-    if (guess) issue_guess(s, next_layer, guess, n_guess, k);
+    if (guess) issue_guess(s, next_layer, guess, n_guess, k, planned);
 
     /* 5: wait for every chosen slot still being read; a prefetch fill that
      * failed is read again as demand, a demand fill that failed is the
@@ -355,7 +369,7 @@ void store_release(store *s, int layer, const int32_t *ids, int n)
 }
 
 /* Records the guess and reads what is not cached at prefetch priority. */
-static void issue_guess(store *s, int layer, const int32_t *ids, int n, int k)
+static void issue_guess(store *s, int layer, const int32_t *ids, int n, int k, bool planned)
 {
     if (layer < 0 || (uint32_t)layer >= s->n_layer || !s->slots || !store_layer_has_experts(s, layer)) return;
     /* keep the valid, distinct ids of the guess in order */
@@ -365,7 +379,8 @@ static void issue_guess(store *s, int layer, const int32_t *ids, int n, int k)
     s->guess_layer = layer;
     s->guess_n = m;
     s->guess_k = k < m ? k : m;
-    if (!s->prefetch_on) return;
+    s->guess_planned = planned;
+    if (!(planned ? s->plan_on : s->prefetch_on)) return;
     /* the guess's cached experts are pinned while it evicts for the others */
     int npin = 0;
     for (int i = 0; i < m; i++) {
@@ -397,5 +412,5 @@ static void issue_guess(store *s, int layer, const int32_t *ids, int n, int k)
 void store_prefetch(store *s, int layer, const int32_t *ids, int n, int k)
 {
     if (s->prefetch_on) store_reap(s);
-    issue_guess(s, layer, ids, n, k);
+    issue_guess(s, layer, ids, n, k, false);
 }

@@ -47,6 +47,7 @@ struct store {
     bool sim;                 /* no files: misses cost nothing */
     uint64_t sim_bytes;       /* bytes a simulated miss counts */
     bool prefetch_on;
+    bool plan_on;             /* room for a batch's next wave (two waves of K) */
     /* bookkeeping, all sized at open */
     int32_t *loading;         /* slots with reads in flight */
     uint32_t n_loading;
@@ -57,6 +58,7 @@ struct store {
     int32_t *guess;           /* the last prefetch guess (n_expert) */
     int32_t *guard;           /* prefetch: slots of the guess it pinned (n_expert) */
     int guess_layer, guess_n, guess_k;
+    bool guess_planned;       /* the guess is a batch's next wave, not a prediction */
     store_stats st;
 };
 
