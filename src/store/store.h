@@ -59,6 +59,8 @@ typedef struct store_stats {
     uint64_t prefetch_wasted; /* ... that it did not (cancelled or read for nothing) */
     uint64_t prefetch_cancelled; /* wasted ones cancelled before any byte was read */
     uint64_t prefetch_late;   /* demand misses whose prefetch read was still in flight */
+    uint64_t planned_reads;   /* a batch's next-wave reads (store_acquire_plan), not
+                                 counted as prefetches */
     uint64_t prefetch_failed; /* prefetch reads that failed (the demand read again) */
     uint64_t predicted;       /* experts chosen in layers that had a guess (K per layer) */
     uint64_t predicted_k;     /* ... that were in the guess's first K */

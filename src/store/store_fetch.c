@@ -160,10 +160,10 @@ static void settle(store *s, int layer, const int32_t *ids, int n)
         if (!sl->prefetched) continue; /* failed and emptied meanwhile */
         sl->prefetched = 0;
         if (sl->layer == layer && in_ids(ids, n, sl->id)) {
-            s->st.prefetch_used++;
+            if (!s->guess_planned) s->st.prefetch_used++;
             continue;
         }
-        s->st.prefetch_wasted++;
+        if (!s->guess_planned) s->st.prefetch_wasted++;
         io_req *r[STORE_ROLE_COUNT];
         if (sl->loading && io_cancel(s->backend, r, own_reads(sl, r))) {
             s->st.prefetch_cancelled++;
@@ -261,7 +261,7 @@ static int acquire(store *s, int layer, const int32_t *ids, int n, const store_e
         s->policy->ops->on_hit(s->policy, (uint32_t)w, layer, ids[i]);
         if (!sl->loading) { s->st.hits++; continue; }
         s->st.misses++;
-        if (sl->pf_fill) s->st.prefetch_late++;
+        if (sl->pf_fill && !s->guess_planned) s->st.prefetch_late++;
         s->wait_slot[nwait++] = w;
         npromote = add_reads(s, sl, npromote);
     }
@@ -403,7 +403,8 @@ static void issue_guess(store *s, int layer, const int32_t *ids, int n, int k, b
         s->policy->ops->on_insert(s->policy, (uint32_t)v, layer, s->guess[i], false);
         plan_reads(s, sl, layer, s->guess[i], true);
         nsub = add_reads(s, sl, nsub);
-        s->st.prefetch_issued++;
+        if (planned) s->st.planned_reads++;
+        else s->st.prefetch_issued++;
     }
     for (int i = 0; i < npin; i++) s->slots[s->guard[i]].pins--;
     if (nsub) io_submit(s->backend, s->batch, nsub, IO_PREFETCH);
