@@ -329,6 +329,7 @@ typedef struct mf_bench_params {
     const int *prefill;       /* n_prefill prompt lengths: measure prompt evaluation
                                  (batched vs token by token) instead of decode */
     int n_prefill;
+    int n_batch;              /* --batch: prefill pass size (0: the model's default) */
 } mf_bench_params;
 
 /* Prints the benchmark report (references, rooflines, then decode per

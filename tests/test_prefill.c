@@ -43,10 +43,13 @@ TEST(prefill_batch_equals_token_by_token_golden)
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         float *a = eval_all(t_, t_shared(models[i]), 0, 0, ids, n, NULL);
         float *b = eval_all(t_, t_shared(models[i]), 1, 0, ids, n, NULL);
-        REQUIRE(a && b);
+        float *c = eval_all(t_, t_shared(models[i]), 7, 0, ids, n, NULL); /* --batch 7: passes of 7 tokens */
+        REQUIRE(a && b && c);
         CHECKF(memcmp(a, b, sizeof(float) * (size_t)n * 512) == 0, "%s: batched prefill differs from token by token",
                models[i]);
-        free(a), free(b);
+        CHECKF(memcmp(c, b, sizeof(float) * (size_t)n * 512) == 0, "%s: --batch 7 differs from token by token",
+               models[i]);
+        free(a), free(b), free(c);
     }
 }
 

@@ -282,7 +282,7 @@ static int reply(chat *ch)
     mf_gen_params_default(&gp);
     gp.max_tokens = ch->n_gen;
     gp.special = rp.format == MF_REPLY_HARMONY; /* its markers are control tokens: the splitter reads them */
-    gp.n_batch = ch->c.batch > 0 ? (uint32_t)ch->c.batch : 128; /* progress between batches */
+    gp.n_batch = ch->c.batch > 0 ? (uint32_t)ch->c.batch : 256; /* progress between batches */
     gp.on_text = on_text;
     gp.on_prefill = on_prefill;
     gp.cancel = on_cancel;

@@ -238,7 +238,7 @@ int cmd_run(int argc, char **argv)
     gp.n_stop = n_stop;
     gp.special = special || rp.format == MF_REPLY_HARMONY; /* harmony's markers are control tokens */
     gp.echo_prompt = !chat;
-    gp.n_batch = c.batch > 0 ? (uint32_t)c.batch : 128; /* the same on a terminal or not */
+    gp.n_batch = c.batch > 0 ? (uint32_t)c.batch : 256; /* the same on a terminal or not */
     gp.on_text = on_text;
     gp.on_prefill = on_prefill;
     gp.cancel = on_cancel;

@@ -153,6 +153,7 @@ static int decode_run(const char *path, const mf_bench_params *bp, const char *i
     mp.io = io;
     mp.io_threads = bp->io_threads;
     mp.no_prefetch = !prefetch;
+    mp.n_batch = bp->n_batch;
     mf_model *m = mf_model_open(path, &mp, e);
     if (!m) return -1;
     const mf_model_info *in = mf_model_get_info(m);
@@ -257,7 +258,7 @@ static mf_model *bench_open(const char *path, const mf_bench_params *bp, const c
     mp.cache_bytes = bp->cache_bytes;
     mp.io = io;
     mp.io_threads = bp->io_threads;
-    mp.n_batch = n_batch;
+    mp.n_batch = n_batch == 1 ? 1 : bp->n_batch;
     return mf_model_open(path, &mp, e);
 }
 
@@ -358,8 +359,10 @@ int mf_bench_run(const char *path, const mf_bench_params *bp, FILE *out, mf_erro
         mf_bench_params fixed = *bp;
         if (!fixed.cache_bytes) fixed.cache_bytes = store_auto_cache_bytes(plan.resident_bytes, 0);
         if (!fixed.cache_bytes) fixed.cache_bytes = 1;
-        fprintf(out, "\nprompt evaluation, %d threads, --cache %.0f MB (%s):\n", n_threads, fixed.cache_bytes / 1e6,
-                bp->cache_bytes ? "set" : "auto");
+            char batch[32] = "the model's default";
+        if (bp->n_batch > 1) snprintf(batch, sizeof batch, "%d", bp->n_batch);
+        fprintf(out, "\nprompt evaluation, %d threads, --cache %.0f MB (%s), --batch %s:\n", n_threads,
+                fixed.cache_bytes / 1e6, bp->cache_bytes ? "set" : "auto", batch);
         int rc = 0;
         for (int i = 0; i < 3; i++) {
             if (bp->io && strcmp(bp->io, ios[i])) continue;

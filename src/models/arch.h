@@ -32,6 +32,8 @@ typedef struct arch_ctx {
     uint64_t cache_bytes;    /* the store's budget in bytes (--cache auto is resolved by the engine) */
     int io, io_threads;      /* store_params' I/O backend and threads */
     const char *policy;      /* store_params' eviction policy */
+    int n_batch;             /* --batch: tokens per layer-by-layer prefill pass
+                                (<= 1: the architecture's default) */
 } arch_ctx;
 
 typedef struct arch_ops {

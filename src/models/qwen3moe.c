@@ -43,6 +43,7 @@ typedef struct q3_model {
     q3_layer *layers;
     store *store;
     mf_pool *pool;
+    int batch;                     /* tokens per prefill pass */
 } q3_model;
 
 typedef struct q3_state {
@@ -60,11 +61,12 @@ typedef struct q3_state {
     moe_batch mb;
 } q3_state;
 
-/* Tokens per layer pass in batched prefill. An expert read serves on
- * average T*K/N tokens of a batch, so the batch must be several times
- * N/K to cut prefill reads by 10x: measured on the Qwen3-30B-A3B shape
- * (N/K = 16) under a 1.5 GiB cap, 64 tokens read 62 MB per prompt token
- * against 199 token by token (3.2x). 256 keeps the scratch near 30 MB. */
+/* Tokens per layer pass in batched prefill, unless --batch says otherwise.
+ * An expert read serves on average T*K/N tokens of a batch, so the batch
+ * must be several times N/K to cut prefill reads by 10x: measured on the
+ * Qwen3-30B-A3B shape (N/K = 16) under a 1.5 GiB cap, 64 tokens read 62 MB
+ * per prompt token against 199 token by token (3.2x). 256 keeps the
+ * scratch near 30 MB. */
 #define Q3_BATCH 256
 
 static int q3_hparams_load(const gguf_file *f, q3_hparams *hp, mf_error *e)
@@ -122,6 +124,7 @@ static void *q3_load(arch_ctx *ctx, arch_info *info, mf_error *e)
     q3_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     q3_hparams *hp = &m->hp;
+    m->batch = ctx->n_batch > 1 ? ctx->n_batch : Q3_BATCH;
     if (q3_hparams_load(f, hp, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
@@ -285,7 +288,7 @@ static int q3_batch_alloc(q3_state *s, mf_error *e)
     if (s->bx) return 0;
     const q3_model *m = s->m;
     const q3_hparams *hp = &m->hp;
-    const size_t B = Q3_BATCH, E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim;
+    const size_t B = (size_t)m->batch, E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim;
     const size_t KV = (size_t)hp->n_head_kv * hp->head_dim;
     /* the largest quantized input any batched product here takes */
     size_t qb = 0;
@@ -320,7 +323,7 @@ static int q3_batch_alloc(q3_state *s, mf_error *e)
     return 0;
 }
 
-/* The same layers as q3_forward, one layer at a time over up to Q3_BATCH
+/* The same layers as q3_forward, one layer at a time over up to m->batch
  * tokens: attention as matrix products and causal token by token, the
  * routed FFN with each expert read once per batch. No prefetch here: the
  * batch's experts are known before they are read. */
@@ -333,8 +336,8 @@ static int q3_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, ui
     const size_t E = hp->n_embd, V = hp->n_vocab;
     if (q3_batch_alloc(s, e) || q3_state_reserve(s, pos0 + (uint32_t)n, e)) return -1;
     s->bas.att = s->kv.att; /* n_head x n_alloc, grown by q3_state_reserve */
-    for (int c = 0; c < n; c += Q3_BATCH) {
-        const int T = n - c < Q3_BATCH ? n - c : Q3_BATCH;
+    for (int c = 0; c < n; c += m->batch) {
+        const int T = n - c < m->batch ? n - c : m->batch;
         const uint32_t p0 = pos0 + (uint32_t)c;
         for (int t = 0; t < T; t++) {
             int32_t tok = tokens[c + t];
