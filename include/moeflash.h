@@ -51,6 +51,9 @@ typedef struct mf_model_params {
     bool no_prefetch;         /* do not read the next layer's guessed experts ahead */
     const char *hot_set;      /* --hot-set FILE: the "hot" policy's learned counts, read at
                                  open and written at close (selects policy "hot") */
+    int n_expert_used;        /* --experts-used K: routed experts per token; 0: the model's
+                                 (expert_used_count), 1..that: fewer (faster, less exact;
+                                 README gives the quality cost); anything else fails at open */
 } mf_model_params;
 
 void mf_model_params_default(mf_model_params *p);

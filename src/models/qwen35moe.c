@@ -281,7 +281,7 @@ static void *q35_load(arch_ctx *ctx, arch_info *info, mf_error *e)
     q35_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     q35_hparams *hp = &m->hp;
-    if (q35_hparams_load(f, hp, e)) goto fail;
+    if (q35_hparams_load(f, hp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer ? hp->n_layer : 1, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
     if (q35_layer_kinds(f, m, e)) goto fail;
