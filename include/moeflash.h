@@ -51,6 +51,9 @@ typedef struct mf_model_params {
     bool no_prefetch;         /* do not read the next layer's guessed experts ahead */
     const char *hot_set;      /* --hot-set FILE: the "hot" policy's learned counts, read at
                                  open and written at close (selects policy "hot") */
+    int n_expert_used;        /* --experts-used K: routed experts per token; 0: the model's
+                                 (expert_used_count), 1..that: fewer (faster, less exact;
+                                 README gives the quality cost); anything else fails at open */
 } mf_model_params;
 
 void mf_model_params_default(mf_model_params *p);
@@ -330,6 +333,7 @@ typedef struct mf_bench_params {
                                  (batched vs token by token) instead of decode */
     int n_prefill;
     int n_batch;              /* --batch: prefill pass size (0: the model's default) */
+    int n_expert_used;        /* --experts-used: 0, or K instead of the model's */
 } mf_bench_params;
 
 /* Prints the benchmark report (references, rooflines, then decode per

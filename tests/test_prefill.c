@@ -29,7 +29,8 @@ static float *eval_all(t_state *t_, const char *path, int n_batch, uint64_t cach
 
 TEST(prefill_batch_equals_token_by_token_golden)
 {
-    static const char *models[] = { "golden/qwen3moe-f32.gguf", "golden/qwen3moe-q4_k_m.gguf", "golden/qwen3moe-iq2_xxs.gguf" };
+    static const char *models[] = { "golden/qwen3moe-f32.gguf", "golden/qwen3moe-q4_k_m.gguf", "golden/qwen3moe-iq2_xxs.gguf",
+                                    "golden/qwen35moe-f32.gguf", "golden/qwen35moe-q4_k_m.gguf" };
     char *txt = t_read_file(t_shared("golden/qwen3moe-f32.a.prompt.txt"), NULL);
     REQUIRE(txt);
     int32_t ids[64];

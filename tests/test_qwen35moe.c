@@ -204,3 +204,205 @@ TEST(qwen35moe_context_full)
     mf_session_free(s);
     mf_model_close(m);
 }
+
+/* ---- batched prefill and prefetch: the same logits as token by token ---- */
+
+/* Evaluates ids[0..n) in calls of parts[0], parts[1], ... tokens (the last
+ * part repeats until the end), all logits into out, stats into st. */
+static int eval_parts(const char *path, const mf_model_params *mp, const int32_t *ids, size_t n, const int *parts,
+                      size_t n_parts, float *out, mf_stats *st, mf_error *e)
+{
+    mf_model *m = mf_model_open(path, mp, e);
+    if (!m) return -1;
+    const size_t V = mf_model_get_info(m)->n_vocab;
+    mf_session *s = mf_session_new(m, (uint32_t)n + 8, e);
+    int rc = s ? 0 : -1;
+    for (size_t i = 0, k = 0; rc == 0 && i < n; k++) {
+        size_t len = (size_t)parts[k < n_parts ? k : n_parts - 1];
+        if (len > n - i) len = n - i;
+        rc = mf_eval(s, ids + i, len, out + i * V, e);
+        i += len;
+    }
+    if (st) mf_model_stats(m, st);
+    mf_session_free(s);
+    mf_model_close(m);
+    return rc;
+}
+
+static mf_model_params params(int n_batch, uint64_t cache, bool prefetch)
+{
+    mf_model_params mp;
+    mf_model_params_default(&mp);
+    mp.n_batch = n_batch;
+    mp.cache_bytes = cache;
+    mp.no_prefetch = !prefetch;
+    return mp;
+}
+
+/* The splits tried against token by token: the whole sequence in one call;
+ * chunk boundaries inside the prompt, decodes, then a prompt again after
+ * them (the next turn of a chat). */
+static const int ONE_CALL[] = { 1 << 20 }, SPLIT[] = { 5, 13, 1, 1, 1, 7, 1 << 20 }, BY_TOKEN[] = { 1 };
+
+static void batch_vs_tokens(t_state *t_, const char *path, const int32_t *ids, size_t n, size_t V, uint64_t cache)
+{
+    float *want = malloc(sizeof(float) * n * V), *got = malloc(sizeof(float) * n * V);
+    REQUIRE(want && got);
+    mf_error e;
+    mf_model_params one = params(1, 0, false), batched = params(0, cache, false);
+    CHECKF(eval_parts(path, &one, ids, n, BY_TOKEN, 1, want, NULL, &e) == 0, "%s: %s", path, e.msg);
+    CHECKF(eval_parts(path, &batched, ids, n, ONE_CALL, 1, got, NULL, &e) == 0, "%s: %s", path, e.msg);
+    CHECKF(memcmp(want, got, sizeof(float) * n * V) == 0, "%s: %zu tokens in one batched call (cache %llu bytes) "
+           "differ from token by token", path, n, (unsigned long long)cache);
+    memset(got, 0, sizeof(float) * n * V);
+    CHECKF(eval_parts(path, &batched, ids, n, SPLIT, sizeof SPLIT / sizeof SPLIT[0], got, NULL, &e) == 0, "%s: %s",
+           path, e.msg);
+    CHECKF(memcmp(want, got, sizeof(float) * n * V) == 0, "%s: batched calls of 5, 13, 1, 1, 1, 7, rest tokens differ "
+           "from token by token", path);
+    free(want), free(got);
+}
+
+/* Prompt a then prompt b of a golden model: 39 tokens. */
+static int32_t *golden_sequence(const char *model, size_t *n)
+{
+    size_t na, nb;
+    int32_t *a = prompt_ids(model, "a", &na), *b = prompt_ids(model, "b", &nb);
+    int32_t *ids = a && b ? malloc(sizeof(int32_t) * (na + nb)) : NULL;
+    if (ids) {
+        memcpy(ids, a, sizeof(int32_t) * na);
+        memcpy(ids + na, b, sizeof(int32_t) * nb);
+        *n = na + nb;
+    }
+    free(a), free(b);
+    return ids;
+}
+
+static const char *const GOLDEN_Q35[] = { "qwen35moe-f32", "qwen35moe-q8_0", "qwen35moe-q4_k_m", "qwen35moe-mtp-q4_k_m" };
+
+TEST(qwen35moe_prefill_batch_identical)
+{
+    for (size_t i = 0; i < sizeof GOLDEN_Q35 / sizeof GOLDEN_Q35[0]; i++) {
+        char file[256];
+        snprintf(file, sizeof file, "golden/%s.gguf", GOLDEN_Q35[i]);
+        size_t n;
+        int32_t *ids = golden_sequence(GOLDEN_Q35[i], &n);
+        REQUIREF(ids, "cannot read the prompts of %s", GOLDEN_Q35[i]);
+        batch_vs_tokens(t_, t_shared(file), ids, n, 512, 0);
+        free(ids);
+    }
+}
+
+/* A cache of K slots (the minimum) holds fewer experts than a chunk uses
+ * per layer: the chunk's experts come in waves of K, evicting each other,
+ * and the logits stay those of token by token with every expert cached. */
+TEST(qwen35moe_prefill_small_cache_waves)
+{
+    const char *models[] = { "qwen35moe-f32", "qwen35moe-q4_k_m" };
+    for (size_t i = 0; i < 2; i++) {
+        char file[256];
+        snprintf(file, sizeof file, "golden/%s.gguf", models[i]);
+        size_t n;
+        int32_t *ids = golden_sequence(models[i], &n);
+        REQUIRE(ids);
+        mf_error e;
+        mf_model *m = mf_model_open(t_shared(file), NULL, &e);
+        REQUIREF(m, "%s", e.msg);
+        mf_stats st;
+        mf_model_stats(m, &st);
+        const mf_model_info in = *mf_model_get_info(m);
+        mf_model_close(m);
+        const uint64_t slot = st.cache_bytes / ((uint64_t)in.n_layer * in.n_expert);
+        const uint64_t cache = in.n_expert_used * slot + slot / 2;
+        batch_vs_tokens(t_, t_shared(file), ids, n, in.n_vocab, cache);
+        /* the waves really ran: more reads than the distinct experts of one layer */
+        float *out = malloc(sizeof(float) * n * in.n_vocab);
+        mf_model_params mp = params(0, cache, false);
+        CHECKF(eval_parts(t_shared(file), &mp, ids, n, ONE_CALL, 1, out, &st, &e) == 0, "%s", e.msg);
+        CHECKF(st.cache_misses > in.n_expert && st.cache_misses <= (uint64_t)in.n_layer * in.n_expert,
+               "%s: %llu expert reads for one chunk (%u layers x %u experts)", models[i],
+               (unsigned long long)st.cache_misses, in.n_layer, in.n_expert);
+        free(out), free(ids);
+    }
+}
+
+/* The synthetic qwen35-tiny shape (a DeltaNet and a full-attention layer,
+ * 16 experts, top-4): 300 tokens cross a chunk boundary inside one call. */
+TEST(qwen35moe_prefill_synthetic_tiny)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/q35-tiny.gguf", t_tmpdir());
+    mf_error e;
+    REQUIREF(mf_synth_write_arch("qwen35-tiny", path, 0, &e) == 0, "%s", e.msg);
+    enum { N = 300, V = 1024 };
+    int32_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = 256 + (i * 37 + i / 7) % 700;
+    batch_vs_tokens(t_, path, ids, N, V, 0);
+    /* with 6 slots for 16 x 2 experts, a chunk reads each expert once per
+     * layer at most; token by token re-reads */
+    float *out = malloc(sizeof(float) * N * V);
+    REQUIRE(out);
+    mf_stats sb, st;
+    mf_model_params mp = params(0, 0, false);
+    mf_model *m = mf_model_open(path, &mp, &e);
+    REQUIREF(m, "%s", e.msg);
+    mf_model_stats(m, &sb);
+    mf_model_close(m);
+    const uint64_t slot = sb.cache_bytes / (2 * 16);
+    mp = params(0, 6 * slot + slot / 2, false);
+    mf_model_params one = params(1, 6 * slot + slot / 2, false);
+    CHECKF(eval_parts(path, &mp, ids, N, ONE_CALL, 1, out, &sb, &e) == 0, "%s", e.msg);
+    CHECKF(eval_parts(path, &one, ids, N, ONE_CALL, 1, out, &st, &e) == 0, "%s", e.msg);
+    printf("  qwen35-tiny, %d tokens, 6-slot cache: batched %llu expert reads, token by token %llu\n", N,
+           (unsigned long long)sb.cache_misses, (unsigned long long)st.cache_misses);
+    CHECKF(sb.cache_misses <= 2 * 2 * 16, "batched: %llu reads for 2 chunks of 2 layers x 16 experts",
+           (unsigned long long)sb.cache_misses);
+    CHECKF(sb.cache_misses * 4 < st.cache_misses, "batched %llu vs token by token %llu reads",
+           (unsigned long long)sb.cache_misses, (unsigned long long)st.cache_misses);
+    free(out);
+}
+
+/* Decode prefetch (the next layer's guess) changes when experts arrive,
+ * never the logits: on and off give the same bits, token by token through
+ * a cache that must stream. */
+static void prefetch_identical(t_state *t_, const char *path, const int32_t *ids, size_t n, size_t V, uint32_t slots)
+{
+    mf_error e;
+    mf_model *m = mf_model_open(path, NULL, &e);
+    REQUIREF(m, "%s", e.msg);
+    mf_stats st;
+    mf_model_stats(m, &st);
+    const mf_model_info in = *mf_model_get_info(m);
+    mf_model_close(m);
+    const uint64_t slot = st.cache_bytes / ((uint64_t)in.n_layer * in.n_expert), cache = slots * slot + slot / 2;
+    float *off = malloc(sizeof(float) * n * V), *on = malloc(sizeof(float) * n * V);
+    REQUIRE(off && on);
+    mf_model_params a = params(1, cache, false), b = params(1, cache, true);
+    mf_stats sa, sb;
+    CHECKF(eval_parts(path, &a, ids, n, BY_TOKEN, 1, off, &sa, &e) == 0, "%s", e.msg);
+    CHECKF(eval_parts(path, &b, ids, n, BY_TOKEN, 1, on, &sb, &e) == 0, "%s", e.msg);
+    CHECKF(memcmp(off, on, sizeof(float) * n * V) == 0, "%s: logits with prefetch differ from without", path);
+    CHECKF(sa.prefetch_issued == 0 && sb.prefetch_issued > 0 && sb.prefetch_used > 0,
+           "%s: prefetches issued %llu (off) and %llu, used %llu (on)", path, (unsigned long long)sa.prefetch_issued,
+           (unsigned long long)sb.prefetch_issued, (unsigned long long)sb.prefetch_used);
+    free(off), free(on);
+}
+
+TEST(qwen35moe_prefetch_identical)
+{
+    size_t n;
+    int32_t *ids = golden_sequence("qwen35moe-q4_k_m", &n);
+    REQUIRE(ids);
+    prefetch_identical(t_, t_shared("golden/qwen35moe-q4_k_m.gguf"), ids, n, 512, 5);
+    free(ids);
+    ids = golden_sequence("qwen35moe-f32", &n);
+    REQUIRE(ids);
+    prefetch_identical(t_, t_shared("golden/qwen35moe-f32.gguf"), ids, n, 512, 12);
+    free(ids);
+    char path[512];
+    snprintf(path, sizeof path, "%s/q35-tiny-pf.gguf", t_tmpdir());
+    mf_error e;
+    REQUIREF(mf_synth_write_arch("qwen35-tiny", path, 0, &e) == 0, "%s", e.msg);
+    int32_t t[48];
+    for (int i = 0; i < 48; i++) t[i] = 256 + (i * 53) % 700;
+    prefetch_identical(t_, path, t, 48, 1024, 10);
+}

@@ -136,6 +136,18 @@ int cli_common_flag(cli_common *c, int argc, char **argv, int *i)
     if (!strcmp(a, "--repeat-penalty")) { VAL(); if (num(a, v, 0, 100, &x)) return -1; c->sampler.repeat_penalty = (float)x; return 1; }
     if (!strcmp(a, "--repeat-last-n")) { VAL(); if (num(a, v, 0, 1 << 20, &x)) return -1; c->sampler.repeat_last_n = (int)x; return 1; }
     if (!strcmp(a, "--stats-json")) { VAL(); c->stats_json = v; return 1; }
+    if (!strcmp(a, "--experts-used")) {
+        /* 1..64 here; the upper bound that matters, the model's K, is
+         * checked when the model is opened */
+        VAL();
+        if (num(a, v, 1, 64, &x)) return -1;
+        if (x != (double)(int)x) {
+            fprintf(stderr, "moeflash: %s: expected a whole number of experts, found '%s'\n", a, v);
+            return -1;
+        }
+        c->model.n_expert_used = (int)x;
+        return 1;
+    }
     if (!strcmp(a, "--policy")) { VAL(); c->model.policy = v; return 1; }
     if (!strcmp(a, "--hot-set")) { VAL(); c->model.hot_set = v; return 1; }
 #undef VAL

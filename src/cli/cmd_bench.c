@@ -83,7 +83,8 @@ int cmd_bench(int argc, char **argv)
         model = path;
     }
     mf_bench_params bp = { c.model.n_threads, c.model.cache_bytes, c.model.io, c.io_threads, n_prompt, n_gen,
-                           n_prefill ? prefill : NULL, n_prefill, c.model.n_batch };
+                           n_prefill ? prefill : NULL, n_prefill, c.model.n_batch,
+                           c.model.n_expert_used };
     mf_error e;
     if (mf_bench_run(model, &bp, stdout, &e)) {
         fprintf(stderr, "moeflash: %s\n", e.msg);

@@ -40,6 +40,7 @@ static int usage(int rc)
             "  --template FILE      a Jinja chat template instead of the model's\n"
             "common: --temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n"
             "        --threads N --cache SIZE|auto --io pread|direct|uring --ctx N --batch N\n"
+            "        --experts-used K   route each token to K experts instead of the model's (faster, less exact)\n"
             "        --stats (a line after each reply) --stats-json FILE (at exit)\n"
             "in the chat: /clear forgets the conversation, /stats, /help, /exit (or Ctrl-D);\n"
             "Ctrl-C stops the current reply; a line ending in \\ continues on the next.\n");

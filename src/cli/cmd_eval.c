@@ -11,7 +11,8 @@
 static int usage(int rc)
 {
     fprintf(rc ? stderr : stdout,
-            "usage: moeflash eval MODEL --tokens \"ids\" --logits-out FILE [--threads N] [--cache SIZE] [--ctx N] [--stats]\n");
+            "usage: moeflash eval MODEL --tokens \"ids\" --logits-out FILE [--threads N] [--cache SIZE] [--ctx N] [--stats]\n"
+            "                  [--experts-used K]   (K routed experts per token instead of the model's)\n");
     return rc;
 }
 

@@ -41,6 +41,7 @@ static int usage(int rc)
             "  --tokens \"ids\"       the prompt as token ids; --print-ids prints generated ids\n"
             "common: --temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n"
             "        --threads N --cache SIZE|auto --io pread|direct|uring --ctx N --batch N\n"
+            "        --experts-used K   route each token to K experts instead of the model's (faster, less exact)\n"
             "        --stats --stats-json FILE\n");
     return rc;
 }

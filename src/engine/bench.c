@@ -154,6 +154,7 @@ static int decode_run(const char *path, const mf_bench_params *bp, const char *i
     mp.io_threads = bp->io_threads;
     mp.no_prefetch = !prefetch;
     mp.n_batch = bp->n_batch;
+    mp.n_expert_used = bp->n_expert_used;
     mf_model *m = mf_model_open(path, &mp, e);
     if (!m) return -1;
     const mf_model_info *in = mf_model_get_info(m);
@@ -259,6 +260,7 @@ static mf_model *bench_open(const char *path, const mf_bench_params *bp, const c
     mp.io = io;
     mp.io_threads = bp->io_threads;
     mp.n_batch = n_batch == 1 ? 1 : bp->n_batch;
+    mp.n_expert_used = bp->n_expert_used;
     return mf_model_open(path, &mp, e);
 }
 

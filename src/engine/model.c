@@ -98,6 +98,7 @@ mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
     m->ctx.policy = p->policy ? p->policy : p->hot_set ? "hot" : NULL;
     m->ctx.io_threads = p->io_threads;
     m->ctx.n_batch = p->n_batch;
+    m->ctx.experts_used = p->n_expert_used;
     if (!p->io || !strcmp(p->io, "pread")) m->ctx.io = IO_PREAD;
     else if (!strcmp(p->io, "direct")) m->ctx.io = IO_DIRECT;
     else if (!strcmp(p->io, "uring")) m->ctx.io = IO_URING;

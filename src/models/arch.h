@@ -34,6 +34,7 @@ typedef struct arch_ctx {
     const char *policy;      /* store_params' eviction policy */
     int n_batch;             /* --batch: tokens per layer-by-layer prefill pass
                                 (<= 1: the architecture's default) */
+    int experts_used;        /* mf_model_params.n_expert_used: 0, or K to route to instead of the model's */
 } arch_ctx;
 
 typedef struct arch_ops {
@@ -64,6 +65,12 @@ typedef struct arch_ops {
 const arch_ops *arch_find(const char *arch);
 /* Space-separated names of the supported architectures. */
 const char *arch_supported(void);
+
+/* Applies --experts-used to the model's K (*n_used, from expert_used_count)
+ * before anything is sized by it: 0 keeps it, 1..*n_used replaces it,
+ * anything else is an error naming both. Every MoE architecture calls it
+ * right after reading its hyperparameters. */
+int arch_experts_used(const arch_ctx *ctx, uint32_t *n_used, mf_error *e);
 
 /* Opens ctx->store for the model's routed experts (helper for archs). */
 int arch_open_store(arch_ctx *ctx, uint32_t n_layer, uint32_t n_expert, uint32_t n_used, mf_error *e);

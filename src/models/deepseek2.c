@@ -262,7 +262,7 @@ static void *ds2_load(arch_ctx *ctx, arch_info *info, mf_error *e)
     ds2_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     ds2_hparams *hp = &m->hp;
-    if (ds2_hparams_load(f, hp, &m->ahp, e)) goto fail;
+    if (ds2_hparams_load(f, hp, &m->ahp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
 

@@ -1,6 +1,7 @@
 /* deltanet.h — the Gated DeltaNet linear-attention layer (Yang, Kautz,
  * Hatamizadeh, "Gated Delta Networks: Improving Mamba2 with Delta Rule",
- * arXiv:2412.06464) as Qwen3-Next / Qwen3.5 use it, one token at a time.
+ * arXiv:2412.06464) as Qwen3-Next / Qwen3.5 use it, one token at a time or
+ * a chunk of tokens in order (prefill).
  *
  * The layer keeps no per-position entries: its whole history is a causal
  * convolution window (the last d_conv - 1 inputs of each channel) and, per
@@ -69,5 +70,26 @@ void dnet_state_reset(const dnet_hparams *hp, dnet_state st);
  * ssm_out . gated-RMSNorm(delta-rule output). Advances st by one token. */
 void dnet_forward(mf_pool *pool, const dnet_hparams *hp, const dnet_weights *w, dnet_state st, const float *h,
                   dnet_scratch *s, float *out);
+
+/* Scratch of a chunk of T tokens: projections and outputs row by token. */
+typedef struct dnet_batch {
+    int T;                   /* capacity in tokens */
+    float *mixed;            /* T x channels */
+    float *z, *o;            /* T x n_v d_v each */
+    float *beta, *g;         /* T x n_v each */
+    float *u;                /* n_v d_v */
+    void *qbuf;              /* quantized inputs of op_matmul (qcap bytes) */
+    size_t qcap;
+} dnet_batch;
+
+size_t dnet_batch_floats(const dnet_hparams *hp, int T);
+/* Carves b from p (dnet_batch_floats(hp, T) of them). */
+void dnet_batch_init(dnet_batch *b, const dnet_hparams *hp, int T, float *p, void *qbuf, size_t qcap);
+
+/* T <= b->T tokens (prefill): H rows h_stride floats apart are the normed
+ * inputs, OUT rows (out_stride apart) receive what dnet_forward would give
+ * for each token in turn, bit for bit. Advances st by T tokens. */
+void dnet_forward_batch(mf_pool *pool, const dnet_hparams *hp, const dnet_weights *w, dnet_state st, const float *H,
+                        size_t h_stride, int T, dnet_batch *b, float *OUT, size_t out_stride);
 
 #endif

@@ -198,7 +198,7 @@ static void *glm_load(arch_ctx *ctx, arch_info *info, mf_error *e)
     glm_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     glm_hparams *hp = &m->hp;
-    if (glm_hparams_load(f, hp, e)) goto fail;
+    if (glm_hparams_load(f, hp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
 

@@ -193,7 +193,7 @@ static void *go_load(arch_ctx *ctx, arch_info *info, mf_error *e)
     go_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     go_hparams *hp = &m->hp;
-    if (go_hparams_load(f, hp, e)) goto fail;
+    if (go_hparams_load(f, hp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
     if (go_swa_pattern(f, m, e)) goto fail;

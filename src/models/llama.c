@@ -211,7 +211,7 @@ static void *llama_load(arch_ctx *ctx, arch_info *info, mf_error *e)
     llama_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     llama_hparams *hp = &m->hp;
-    if (llama_hparams_load(f, hp, e)) goto fail;
+    if (llama_hparams_load(f, hp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
 

@@ -33,6 +33,12 @@
  * positions) and, per linear layer, the conv window and the DeltaNet state
  * (fixed size). The recurrent state cannot be rewound, so the session can
  * only be truncated to 0 (a reset) or to its current length.
+ *
+ * Decode prefetches the next layer's guessed experts (as qwen3moe does);
+ * prefill runs chunks of tokens layer by layer (q35_forward_batch): every
+ * product over the chunk at once, the recurrence and the causal attention
+ * in token order inside it, each routed expert read once per chunk. Both
+ * give bit for bit the logits of token-by-token evaluation.
  */
 #include "models/arch.h"
 #include "models/blocks.h"
@@ -70,6 +76,7 @@ typedef struct q35_layer {
 } q35_layer;
 
 typedef struct q35_model {
+    int batch;               /* tokens per prefill pass (--batch, or Q35_BATCH) */
     q35_hparams hp;
     moe_hparams mhp;
     uint32_t n_lin, n_full;  /* layers of each kind */
@@ -94,7 +101,24 @@ typedef struct q35_state {
     float *sh_g, *sh_u, sh_s;
     dnet_scratch ds;
     moe_scratch ms;
+    /* batched prefill, allocated on its first use: B tokens per chunk */
+    int B;
+    float *bbuf;             /* the chunk's rows below */
+    float *bx, *bh, *btmp, *bsh;          /* B x n_embd each */
+    float *bqg, *bk, *bv, *bao;           /* full attention: B x (2 q_dim, kv_dim, kv_dim, q_dim) */
+    float *bsg, *bsu, *bss;               /* shared expert: B x (n_ff_shexp, n_ff_shexp, 1) */
+    float *bfloats;
+    int32_t *bints;
+    void *bq;
+    dnet_batch db;           /* shares its floats with the attention rows: a layer is one or the other */
+    moe_batch mb;
 } q35_state;
+
+/* Tokens per layer pass in batched prefill, as qwen3moe and for the same
+ * reason: an expert read serves T*K/N tokens of a chunk on average, and
+ * Qwen3.5-35B-A3B has N/K = 32. At that shape the chunk's scratch is
+ * about 60 MB. */
+#define Q35_BATCH 256
 
 static int key_u32(const gguf_file *f, const char *name, uint32_t *out, mf_error *e)
 {
@@ -258,7 +282,8 @@ static void *q35_load(arch_ctx *ctx, arch_info *info, mf_error *e)
     q35_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     q35_hparams *hp = &m->hp;
-    if (q35_hparams_load(f, hp, e)) goto fail;
+    m->batch = ctx->n_batch > 1 ? ctx->n_batch : Q35_BATCH;
+    if (q35_hparams_load(f, hp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer ? hp->n_layer : 1, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
     if (q35_layer_kinds(f, m, e)) goto fail;
@@ -302,6 +327,11 @@ static void q35_state_free(void *sp)
     free(s->dn);
     free(s->buf);
     free(s->ms.ids);
+    free(s->ms.pf_ids);
+    free(s->bbuf);
+    free(s->bfloats);
+    free(s->bints);
+    free(s->bq);
     free(s);
 }
 
@@ -355,10 +385,11 @@ static void *q35_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     /* recurrent state: per linear layer the conv window, then S */
     s->rec = calloc((size_t)m->n_lin * (conv + S) + 1, sizeof(float));
     s->dn = calloc((size_t)m->n_lin + 1, sizeof *s->dn);
-    size_t nf = 4 * E + 4 * Q + 2 * KV + 2 * FS + dnet_scratch_floats(&hp->dn) + hp->n_expert + 2 * K * F + E + K;
+    size_t nf = 5 * E + 4 * Q + 2 * KV + 2 * FS + dnet_scratch_floats(&hp->dn) + hp->n_expert + 2 * K * F + E + K;
     s->buf = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K, sizeof(int32_t));
-    if (!s->rec || !s->dn || !s->buf || !s->ms.ids) { q35_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
+    if (!s->rec || !s->dn || !s->buf || !s->ms.ids || !s->ms.pf_ids) { q35_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     for (uint32_t i = 0; i < m->n_lin; i++) {
         s->dn[i].conv = s->rec + i * (conv + S);
         s->dn[i].S = s->dn[i].conv + conv;
@@ -380,6 +411,7 @@ static void *q35_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->ms.gate = p, p += K * F; /* up follows gate: a fused gate_up expert writes both */
     s->ms.up = p, p += K * F;
     s->ms.down = p, p += E;
+    s->ms.pf_h = p, p += E;
     s->ms.w = p;
     if (q35_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { q35_state_free(s); return NULL; }
     return s;
@@ -398,35 +430,45 @@ static int q35_state_truncate(void *sp, uint32_t n_past, mf_error *e)
                    s->n_pos, n_past);
 }
 
-/* Gated full attention of one token (Qwen3-Next / Qwen3.5: the output of
- * each head is multiplied by sigmoid of its gate rows before W_o). */
-static void q35_attention(const q35_model *m, const q35_attn *w, q35_state *s, uint32_t slot, uint32_t pos, float *out)
+/* Everything of a gated full-attention layer between the projections and
+ * W_o for one token at pos (Qwen3-Next / Qwen3.5: the output of each head
+ * is multiplied by sigmoid of its gate rows): qg = W_q h ([q | gate] per
+ * head), k and v the token's projections (k normed in place); the token's
+ * k, v go into the cache at pos, the gated attention output into ao. */
+static void q35_attend(const q35_model *m, const q35_attn *w, q35_state *s, uint32_t slot, uint32_t pos,
+                       const float *qg, float *k, const float *v, float *ao)
 {
     const q35_hparams *hp = &m->hp;
     const int hd = (int)hp->head_dim, nh = (int)hp->n_head, nkv = (int)hp->n_head_kv;
     const size_t kv_dim = (size_t)nkv * hd;
+    for (int i = 0; i < nh; i++) /* rows of head i: [q (hd) | gate (hd)] */
+        op_rmsnorm(s->q + (size_t)i * hd, qg + (size_t)i * 2 * hd, w->q_norm.data, (size_t)hd, hp->eps);
+    for (int i = 0; i < nkv; i++)
+        op_rmsnorm(k + (size_t)i * hd, k + (size_t)i * hd, w->k_norm.data, (size_t)hd, hp->eps);
+    if (hp->n_rot > 0) {
+        op_rope_neox(s->q, nh, hd, (int)hp->n_rot, (int)pos, hp->freq_base);
+        op_rope_neox(k, nkv, hd, (int)hp->n_rot, (int)pos, hp->freq_base);
+    }
+    float *kc = s->kcache + (size_t)slot * s->n_alloc * kv_dim, *vc = s->vcache + (size_t)slot * s->n_alloc * kv_dim;
+    memcpy(kc + (size_t)pos * kv_dim, k, kv_dim * sizeof(float));
+    memcpy(vc + (size_t)pos * kv_dim, v, kv_dim * sizeof(float));
+    /* attention.scale when the file sets one, else 1/sqrt(head_dim) */
+    const float scale = hp->attn_scale != 0.0f ? hp->attn_scale : 1.0f / sqrtf((float)hd);
+    op_attention(m->pool, s->q, kc, vc, kv_dim, (int)pos + 1, nh, nkv, hd, scale, s->att, ao);
+    for (int i = 0; i < nh; i++) {
+        float *o = ao + (size_t)i * hd;
+        const float *gate = qg + (size_t)i * 2 * hd + hd;
+        for (int c = 0; c < hd; c++) o[c] *= op_sigmoid(gate[c]);
+    }
+}
+
+/* Gated full attention of one token. */
+static void q35_attention(const q35_model *m, const q35_attn *w, q35_state *s, uint32_t slot, uint32_t pos, float *out)
+{
     const mf_weight *ws[3] = { &w->wq, &w->wk, &w->wv };
     float *ys[3] = { s->qg, s->k, s->v };
     op_matvec_multi(m->pool, 3, ws, s->h, ys);
-    for (int i = 0; i < nh; i++) /* rows of head i: [q (hd) | gate (hd)] */
-        op_rmsnorm(s->q + (size_t)i * hd, s->qg + (size_t)i * 2 * hd, w->q_norm.data, (size_t)hd, hp->eps);
-    for (int i = 0; i < nkv; i++)
-        op_rmsnorm(s->k + (size_t)i * hd, s->k + (size_t)i * hd, w->k_norm.data, (size_t)hd, hp->eps);
-    if (hp->n_rot > 0) {
-        op_rope_neox(s->q, nh, hd, (int)hp->n_rot, (int)pos, hp->freq_base);
-        op_rope_neox(s->k, nkv, hd, (int)hp->n_rot, (int)pos, hp->freq_base);
-    }
-    float *kc = s->kcache + (size_t)slot * s->n_alloc * kv_dim, *vc = s->vcache + (size_t)slot * s->n_alloc * kv_dim;
-    memcpy(kc + (size_t)pos * kv_dim, s->k, kv_dim * sizeof(float));
-    memcpy(vc + (size_t)pos * kv_dim, s->v, kv_dim * sizeof(float));
-    /* attention.scale when the file sets one, else 1/sqrt(head_dim) */
-    const float scale = hp->attn_scale != 0.0f ? hp->attn_scale : 1.0f / sqrtf((float)hd);
-    op_attention(m->pool, s->q, kc, vc, kv_dim, (int)pos + 1, nh, nkv, hd, scale, s->att, s->ao);
-    for (int i = 0; i < nh; i++) {
-        float *o = s->ao + (size_t)i * hd;
-        const float *gate = s->qg + (size_t)i * 2 * hd + hd;
-        for (int c = 0; c < hd; c++) o[c] *= op_sigmoid(gate[c]);
-    }
+    q35_attend(m, w, s, slot, pos, s->qg, s->k, s->v, s->ao);
     op_matvec(m->pool, &w->wo, s->ao, out);
 }
 
@@ -460,6 +502,14 @@ static int q35_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     if (q35_state_reserve(s, pos + 1, e)) return -1;
     s->broken = 1; /* until this token has gone through every layer */
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    /* Prefetch as qwen3moe does: layer l + 1's router applied to the
+     * residual stream after layer l's attention (or DeltaNet) guesses its
+     * experts, read behind layer l's demand reads while layer l's experts,
+     * its shared expert and layer l + 1's mixer compute; layer 0's guess
+     * comes from the embedding. A guess only warms the cache: the logits
+     * are the same with and without it. */
+    moe_next next = { 0, &m->layers[0].router, m->layers[0].ffn_norm.data, hp->eps, s->x };
+    moe_prefetch(m->pool, m->store, &m->mhp, &next, &s->ms);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const q35_layer *L = &m->layers[l];
         op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
@@ -467,7 +517,13 @@ static int q35_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
         else q35_attention(m, &L->at, s, L->slot, pos, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
-        if (moe_forward(m->pool, m->store, (int)l, &m->mhp, &L->router, s->h, &s->ms, s->tmp, e)) return -1;
+        const bool last = l + 1 == hp->n_layer;
+        if (!last) {
+            const q35_layer *N = &m->layers[l + 1];
+            next = (moe_next){ (int)l + 1, &N->router, N->ffn_norm.data, hp->eps, s->x };
+        }
+        if (moe_route(m->pool, m->store, (int)l, &m->mhp, &L->router, s->h, &s->ms, last ? NULL : &next, e)) return -1;
+        moe_experts(m->pool, m->store, (int)l, &m->mhp, s->h, &s->ms, s->tmp);
         q35_shared_expert(m, L, s, s->sh);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i] + s->sh[i];
     }
@@ -476,6 +532,171 @@ static int q35_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     if (!logits) return 0;
     op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
     op_matvec(m->pool, &m->output, s->h, logits);
+    return 0;
+}
+
+/* The largest quantized input of the products a chunk of B tokens runs,
+ * group by group as they are called. */
+static size_t q35_batch_qbytes(const q35_model *m, int B)
+{
+    size_t qb = 0;
+#define QB(n, ...) do { const mf_weight *ws_[] = { __VA_ARGS__ }; \
+        size_t b_ = op_matmul_qbytes(n, ws_, B); if (b_ > qb) qb = b_; } while (0)
+    QB(1, &m->output);
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const q35_layer *L = &m->layers[l];
+        if (L->recurrent) {
+            QB(1, &L->dn.qkv);
+            QB(1, &L->dn.z);
+            QB(2, &L->dn.beta, &L->dn.alpha);
+            QB(1, &L->dn.out);
+        } else {
+            QB(1, &L->at.wq);
+            QB(2, &L->at.wk, &L->at.wv);
+            QB(1, &L->at.wo);
+        }
+        QB(1, &L->router);
+        QB(2, &L->sh_gate, &L->sh_up);
+        QB(1, &L->sh_gate_inp);
+        QB(1, &L->sh_down);
+        const store_tensor *roles = store_layer_roles(m->store, (int)l);
+        for (int r = 0; r < STORE_ROLE_COUNT; r++) {
+            if (!roles[r].t) continue;
+            const mf_weight w = { .type = roles[r].t->type, .ne = { roles[r].t->ne[0], 1, 1, 1 } };
+            const mf_weight *wp[1] = { &w };
+            /* gate and up share one input and may take different activation types */
+            const size_t b = 2 * op_matmul_qbytes(1, wp, B);
+            if (b > qb) qb = b;
+        }
+    }
+#undef QB
+    return qb;
+}
+
+static int q35_batch_alloc(q35_state *s, mf_error *e)
+{
+    if (s->bbuf) return 0;
+    const q35_model *m = s->m;
+    const q35_hparams *hp = &m->hp;
+    const int B = s->n_ctx < (uint32_t)m->batch ? (int)s->n_ctx : m->batch;
+    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t FS = hp->n_ff_shexp, attn = (size_t)B * (3 * Q + 2 * KV), dn = dnet_batch_floats(&hp->dn, B);
+    const size_t qb = q35_batch_qbytes(m, B) + 64;
+    s->bbuf = calloc((size_t)B * (4 * E + 2 * FS + 1) + (attn > dn ? attn : dn), sizeof(float));
+    s->bfloats = calloc(moe_batch_floats(&m->mhp, B), sizeof(float));
+    s->bints = calloc(moe_batch_ints(&m->mhp, B), sizeof(int32_t));
+    s->bq = malloc(qb);
+    if (!s->bbuf || !s->bfloats || !s->bints || !s->bq) return mf_fail(e, "out of memory for the prefill batch scratch");
+    s->B = B;
+    float *p = s->bbuf;
+    s->bx = p, p += (size_t)B * E;
+    s->bh = p, p += (size_t)B * E;
+    s->btmp = p, p += (size_t)B * E;
+    s->bsh = p, p += (size_t)B * E;
+    s->bsg = p, p += (size_t)B * FS;
+    s->bsu = p, p += (size_t)B * FS;
+    s->bss = p, p += (size_t)B;
+    dnet_batch_init(&s->db, &hp->dn, B, p, s->bq, qb);
+    s->bqg = p, p += (size_t)B * 2 * Q;
+    s->bk = p, p += (size_t)B * KV;
+    s->bv = p, p += (size_t)B * KV;
+    s->bao = p;
+    moe_batch_init(&s->mb, &m->mhp, B, s->bfloats, s->bints, s->bq, qb);
+    return 0;
+}
+
+/* Gated full attention of T tokens at p0..: the projections as matrix
+ * products, then each token in order against the cache (causal). */
+static void q35_attention_batch(const q35_model *m, const q35_attn *w, q35_state *s, uint32_t slot, uint32_t p0,
+                                int T, float *OUT)
+{
+    const q35_hparams *hp = &m->hp;
+    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
+    const mf_weight *wq[1] = { &w->wq }, *wkv[2] = { &w->wk, &w->wv }, *wo[1] = { &w->wo };
+    float *yq[1] = { s->bqg }, *ykv[2] = { s->bk, s->bv }, *yo[1] = { OUT };
+    op_matmul(m->pool, 1, wq, s->bh, E, T, yq, 2 * Q, s->bq, s->db.qcap);
+    op_matmul(m->pool, 2, wkv, s->bh, E, T, ykv, KV, s->bq, s->db.qcap);
+    for (int t = 0; t < T; t++)
+        q35_attend(m, w, s, slot, p0 + (uint32_t)t, s->bqg + (size_t)t * 2 * Q, s->bk + (size_t)t * KV,
+                   s->bv + (size_t)t * KV, s->bao + (size_t)t * Q);
+    op_matmul(m->pool, 1, wo, s->bao, Q, T, yo, E, s->bq, s->db.qcap);
+}
+
+/* The shared expert of T tokens (rows of bh) into bsh. */
+static void q35_shared_expert_batch(const q35_model *m, const q35_layer *L, q35_state *s, int T)
+{
+    const size_t E = m->hp.n_embd, FS = m->hp.n_ff_shexp;
+    const mf_weight *wgu[2] = { &L->sh_gate, &L->sh_up }, *wg[1] = { &L->sh_gate_inp }, *wd[1] = { &L->sh_down };
+    float *ygu[2] = { s->bsg, s->bsu }, *yg[1] = { s->bss }, *yd[1] = { s->bsh };
+    op_matmul(m->pool, 2, wgu, s->bh, E, T, ygu, FS, s->bq, s->db.qcap);
+    op_matmul(m->pool, 1, wg, s->bh, E, T, yg, 1, s->bq, s->db.qcap);
+    for (size_t i = 0; i < (size_t)T * FS; i++) s->bsg[i] = op_silu(s->bsg[i]) * s->bsu[i];
+    op_matmul(m->pool, 1, wd, s->bsg, FS, T, yd, E, s->bq, s->db.qcap);
+    for (int t = 0; t < T; t++) {
+        const float g = op_sigmoid(s->bss[t]);
+        float *o = s->bsh + (size_t)t * E;
+        for (size_t i = 0; i < E; i++) o[i] *= g;
+    }
+}
+
+/* One chunk of T <= B tokens at p0.., layer by layer: the same layers as
+ * q35_forward with every product over the chunk at once, the DeltaNet
+ * recurrence and causal attention token by token inside it, each routed
+ * expert read once per chunk. */
+static int q35_chunk(q35_model *m, q35_state *s, const int32_t *tokens, int T, uint32_t p0, mf_error *e)
+{
+    const q35_hparams *hp = &m->hp;
+    const size_t E = hp->n_embd;
+    for (int t = 0; t < T; t++) op_get_row(&m->tok_embd, (uint64_t)tokens[t], s->bx + (size_t)t * E);
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const q35_layer *L = &m->layers[l];
+        for (int t = 0; t < T; t++) op_rmsnorm(s->bh + t * E, s->bx + t * E, L->attn_norm.data, E, hp->eps);
+        if (L->recurrent)
+            dnet_forward_batch(m->pool, &hp->dn, &L->dn, s->dn[L->slot], s->bh, E, T, &s->db, s->btmp, E);
+        else q35_attention_batch(m, &L->at, s, L->slot, p0, T, s->btmp);
+        for (size_t i = 0; i < (size_t)T * E; i++) s->bx[i] += s->btmp[i];
+        for (int t = 0; t < T; t++) op_rmsnorm(s->bh + t * E, s->bx + t * E, L->ffn_norm.data, E, hp->eps);
+        if (moe_forward_batch(m->pool, m->store, (int)l, &m->mhp, &L->router, s->bh, E, T, &s->mb, s->btmp, E, e))
+            return -1;
+        q35_shared_expert_batch(m, L, s, T);
+        for (size_t i = 0; i < (size_t)T * E; i++) s->bx[i] += s->btmp[i] + s->bsh[i];
+    }
+    return 0;
+}
+
+/* n tokens from pos0 in chunks of B (arch_ops.forward_batch). No prefetch
+ * here: a chunk's experts are known before they are read. */
+static int q35_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
+                             mf_error *e)
+{
+    q35_model *m = mp;
+    q35_state *s = sp;
+    const q35_hparams *hp = &m->hp;
+    const size_t E = hp->n_embd, V = hp->n_vocab;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->n_vocab)
+            return mf_fail(e, "token id %d out of range (vocab %u)", tokens[i], hp->n_vocab);
+    if (s->broken)
+        return mf_fail(e, ARCH ": an earlier evaluation failed midway and left the DeltaNet state partial; truncate "
+                          "the session to 0 to start over");
+    if (pos0 != s->n_pos)
+        return mf_fail(e, ARCH ": position %u evaluated after %u: the recurrent state needs the positions in order",
+                       pos0, s->n_pos);
+    if (q35_state_reserve(s, pos0 + (uint32_t)n, e) || q35_batch_alloc(s, e)) return -1;
+    for (int c = 0; c < n; c += s->B) {
+        const int T = n - c < s->B ? n - c : s->B;
+        s->broken = 1; /* until the chunk has gone through every layer */
+        if (q35_chunk(m, s, tokens + c, T, pos0 + (uint32_t)c, e)) return -1;
+        s->broken = 0;
+        s->n_pos += (uint32_t)T;
+        for (int t = 0; t < T; t++) {
+            float *out = all ? all + (size_t)(c + t) * V : (c + t + 1 == n ? last : NULL);
+            if (!out) continue;
+            op_rmsnorm(s->h, s->bx + (size_t)t * E, m->output_norm.data, E, hp->eps);
+            op_matvec(m->pool, &m->output, s->h, out);
+            if (all && last && c + t + 1 == n) memcpy(last, out, V * sizeof(float));
+        }
+    }
     return 0;
 }
 
@@ -488,4 +709,5 @@ const arch_ops arch_qwen35moe = {
     .state_truncate = q35_state_truncate,
     .state_reserve = q35_state_reserve,
     .forward = q35_forward,
+    .forward_batch = q35_forward_batch,
 };

@@ -125,7 +125,7 @@ static void *q3_load(arch_ctx *ctx, arch_info *info, mf_error *e)
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     q3_hparams *hp = &m->hp;
     m->batch = ctx->n_batch > 1 ? ctx->n_batch : Q3_BATCH;
-    if (q3_hparams_load(f, hp, e)) goto fail;
+    if (q3_hparams_load(f, hp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
 

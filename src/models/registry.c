@@ -21,6 +21,19 @@ const arch_ops *arch_find(const char *arch)
 
 const char *arch_supported(void) { return "qwen3moe gpt-oss glm4moe deepseek2 llama qwen35moe"; }
 
+int arch_experts_used(const arch_ctx *ctx, uint32_t *n_used, mf_error *e)
+{
+    const int k = ctx->experts_used;
+    if (k == 0) return 0;
+    const char *path = ctx->f->parts[0].path;
+    if (*n_used == 0) return mf_fail(e, "%s: --experts-used %d: the model has no routed experts", path, k);
+    if (k < 1 || (uint32_t)k > *n_used)
+        return mf_fail(e, "%s: --experts-used %d: expected 1..%u (the model routes each token to %u experts, "
+                          "expert_used_count)", path, k, *n_used, *n_used);
+    *n_used = (uint32_t)k;
+    return 0;
+}
+
 int arch_open_store(arch_ctx *ctx, uint32_t n_layer, uint32_t n_expert, uint32_t n_used, mf_error *e)
 {
     store_params p = { .cache_bytes = ctx->cache_bytes, .io = ctx->io, .io_threads = ctx->io_threads, .policy = ctx->policy };
