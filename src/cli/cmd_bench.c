@@ -34,14 +34,15 @@ static int synthetic_experts_model(char *buf, size_t n, const char *preset, cons
     mf_synth_shape s;
     mf_synth_preset(preset, &s);
     if (expert_type < 0 || (uint32_t)expert_type == s.expert_type) return cli_synthetic_model(buf, n, preset);
-    char name[160];
-    snprintf(name, sizeof name, "synthetic-%s-%s-v1.gguf", preset, type_name);
-    for (char *p = name; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+    char tn[32], name[160];
+    snprintf(tn, sizeof tn, "%s", type_name);
+    for (char *p = tn; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p); /* q2_K -> q2_k */
+    snprintf(name, sizeof name, "synthetic-%s-%s-v1.gguf", preset, tn);
     if (cli_cache_path(buf, n, name)) return -1;
     struct stat st;
     if (stat(buf, &st) == 0) return 0;
     s.expert_type = (uint32_t)expert_type;
-    fprintf(stderr, "writing the synthetic model %s with %s experts (once) to %s ...\n", preset, type_name, buf);
+    fprintf(stderr, "writing the synthetic model %s with %s experts (once) to %s ...\n", preset, tn, buf);
     mf_error e;
     if (mf_synth_write(buf, &s, &e)) {
         fprintf(stderr, "moeflash: %s\n", e.msg);
@@ -82,11 +83,9 @@ int cmd_bench(int argc, char **argv)
     if (!model == !synth || (model && (n_layer || experts)) || n_prompt < 1 || n_prompt > 4096 || n_gen < 1)
         return usage(2);
     const int expert_type = experts ? mf_synth_expert_type(experts) : -1;
-    if (experts) {
-        if (expert_type < 0) {
-            fprintf(stderr, "moeflash bench: --experts: expected q4_K, q2_K or iq2_xxs, found '%s'\n", experts);
-            return 2;
-        }
+    if (experts && expert_type < 0) {
+        fprintf(stderr, "moeflash bench: --experts: expected q4_K, q2_K or iq2_xxs, found '%s'\n", experts);
+        return 2;
     }
     char path[4096];
     if (synth) {
