@@ -116,16 +116,31 @@ $(BUILD)/bench_kernels: $(BENCH_OBJ) $(LIB)
 
 # Kernels against memory bandwidth; then decode on BENCHMARKS.md's synthetic
 # Qwen3-30B-A3B-shaped model, in RAM and under a 1.5 GiB memory cgroup (page
-# cache included) so the disk cannot hide. Each report measures its own
-# references (memory, disk) in the same run.
+# cache included) so the disk cannot hide; then the same model with its
+# experts in IQ2_XXS (2.06 instead of 4.5 bits per weight) under the same
+# cap, and one line comparing the two streaming runs. Each report measures
+# its own references (memory, disk) in the same run. A run's exit status
+# survives its tee through a file.
 MEMCAP ?= ../shared/tools/memcap
+STREAM = { $(MEMCAP) 1536M ./moeflash bench --synthetic qwen3-30b-a3b --cache auto $(2); echo $$? > $(BUILD)/bench-$(1).rc; } \
+	 | tee $(BUILD)/bench-$(1).txt; [ "$$(cat $(BUILD)/bench-$(1).rc)" = 0 ]
 bench: moeflash $(if $(BENCH_SRC),$(BUILD)/bench_kernels)
 	$(if $(BENCH_SRC),$(BUILD)/bench_kernels)
 	./moeflash bench --synthetic qwen3-30b-a3b --prepare
-	@echo "=== in RAM (everything cached)"
-	./moeflash bench --synthetic qwen3-30b-a3b --io pread --cache 8G
+	./moeflash bench --synthetic qwen3-30b-a3b --experts iq2_xxs --prepare
+	@echo "=== in RAM (everything cached: a 512-token prompt touches every expert first)"
+	./moeflash bench --synthetic qwen3-30b-a3b --io pread --cache 8G --prompt 512 -n 48
+	@echo "=== prompt evaluation in RAM, after a warm-up"
+	./moeflash bench --synthetic qwen3-30b-a3b --io pread --cache 8G --prefill 64,512,2048
 	@echo "=== streaming under a 1536 MiB memory cap, --cache auto"
-	@if [ -x $(MEMCAP) ] && [ "$$(id -u)" = 0 ]; then $(MEMCAP) 1536M ./moeflash bench --synthetic qwen3-30b-a3b --cache auto; \
+	@if [ -x $(MEMCAP) ] && [ "$$(id -u)" = 0 ]; then \
+	   $(call STREAM,q4_K,) && \
+	   echo "=== the same with IQ2_XXS experts, 1536 MiB memory cap, --cache auto" && \
+	   $(call STREAM,iq2_xxs,--experts iq2_xxs) && \
+	   echo "=== Q4_K vs IQ2_XXS experts, streaming" && \
+	   sh bench/compare_experts.sh q4_K $(BUILD)/bench-q4_K.txt iq2_xxs $(BUILD)/bench-iq2_xxs.txt && \
+	   echo "=== prompt evaluation under the 1536 MiB cap, --cache auto" && \
+	   $(MEMCAP) 1536M ./moeflash bench --synthetic qwen3-30b-a3b --io direct --cache auto --prefill 64,512,2048; \
 	 else echo "skipped: $(MEMCAP) needs root and cgroups"; fi
 
 clean:

@@ -146,6 +146,8 @@ static void fill_random(uint64_t *s, uint32_t t, uint8_t *p, size_t bytes)
         case MF_TYPE_Q3_K: memcpy(q + offsetof(block_q3_K, d), &d, 2); break;
         case MF_TYPE_Q6_K: memcpy(q + offsetof(block_q6_K, d), &d, 2); break;
         case MF_TYPE_MXFP4: q[0] = 120; break;
+        case MF_TYPE_TQ1_0: memcpy(q + offsetof(block_tq1_0, d), &d, 2); break;
+        case MF_TYPE_TQ2_0: memcpy(q + offsetof(block_tq2_0, d), &d, 2); break;
         case MF_TYPE_IQ1_M: /* fp16 scale in the top nibbles of the scale words: exponent bits 011x */
             q[offsetof(block_iq1_m, scales) + 7] = (uint8_t)((q[offsetof(block_iq1_m, scales) + 7] & 0x0f) | 0x30);
             break;
@@ -221,7 +223,8 @@ int main(int argc, char **argv)
 
     static const char *const def_types[] = { "q4_K", "q5_K", "q6_K", "q8_0", "q4_0", "q5_0", "iq4_nl", "mxfp4",
                                              "q2_K", "q3_K", "iq4_xs", "iq3_s", "iq3_xxs", "iq2_s", "iq2_xs",
-                                             "iq2_xxs", "iq1_m", "iq1_s", "f16", "bf16", "f32" };
+                                             "iq2_xxs", "iq1_m", "iq1_s", "tq2_0", "tq1_0", "f16", "bf16",
+                                             "f32" };
     const char *const *types = argc > 2 ? (const char *const *)argv + 2 : def_types;
     const int ntypes = argc > 2 ? argc - 2 : (int)(sizeof def_types / sizeof def_types[0]);
     float *x = malloc(NE0 * sizeof *x), *y = malloc(ROWS * sizeof *y);

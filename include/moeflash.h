@@ -298,7 +298,7 @@ int mf_stats_write_json(const mf_model *m, const mf_stats *st, const char *io, c
 /* ---- synthetic models (src/models/synth.c) ---- */
 
 /* The shape of a random-weight qwen3moe model. Types are mf_type ids
- * (F32, F16, Q8_0, Q4_K). */
+ * (F32, F16, Q8_0, Q4_K; for the routed experts also Q2_K and IQ2_XXS). */
 typedef struct mf_synth_shape {
     uint32_t n_layer, n_embd, n_head, n_head_kv, head_dim;
     uint32_t n_expert, n_used, n_ff_exp, n_vocab, n_ctx;
@@ -312,6 +312,9 @@ typedef struct mf_synth_shape {
 void mf_synth_preset(const char *name, mf_synth_shape *s);
 /* Writes the model to path (via path.partial, renamed when complete). */
 int mf_synth_write(const char *path, const mf_synth_shape *s, mf_error *e);
+/* The type id of a routed-expert type the writer generates, by its ggml
+ * name, any case ("q4_K", "q2_K", "iq2_xxs"), or -1. */
+int mf_synth_expert_type(const char *name);
 
 /* Random-weight models of other architectures (src/models/synth_archs.c):
  * "qwen35-35b-a3b" (qwen35moe), "deepseek-v3" (deepseek2), "gpt-oss-120b"

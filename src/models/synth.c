@@ -4,7 +4,9 @@
  * The one idea: quantized weights are generated directly as random blocks
  * (uniform quants under fixed sub-block scales chosen for the wanted
  * standard deviation), not by quantizing floats, so a 5 GB Q4_K model is
- * written at disk speed. Scales follow the golden models' recipe
+ * written at disk speed. The routed experts may also be Q2_K or IQ2_XXS
+ * (random lattice indices and signs under one scale), for the low-bit
+ * benchmark (`moeflash bench --synthetic qwen3-30b-a3b --experts iq2_xxs`). Scales follow the golden models' recipe
  * (golden/README.md): linear weights N(0, 1/fan_in) in spread, output
  * projections (attn_output, ffn_down) x0.3, router x1.6, output head x2,
  * norms 1 + small noise, so routing stays token dependent and spread over
@@ -19,6 +21,7 @@
  */
 #include "models/synth.h"
 #include "gguf.h"
+#include "quant/iq_tables.h"
 #include "quant/quant.h"
 
 #include <inttypes.h>
@@ -62,6 +65,60 @@ static inline uint64_t rnd(uint64_t *s)
 static inline float urand(uint64_t *s) { return (float)((int64_t)(rnd(s) >> 11) - (1ll << 52)) * (1.0f / (float)(1ll << 52)); }
 
 static int fill_tensor(void *ctx, const char *name, void *dst, uint64_t nbytes, mf_error *e);
+
+/* Q2_K: all 16 sub-block scales and mins = 8: value = 8 d q - 8 dmin with
+ * q uniform in 0..3 and dmin = 1.5 d, mean 0, std = 8 d sqrt(15/12). */
+static void fill_q2_K(const synth_tensor *st, uint64_t *s, block_q2_K *b, uint64_t n)
+{
+    const float a = st->std / sqrtf(15.0f / 12.0f);
+    const mf_fp16 d = quant_f32_to_fp16(a / 8.0f), dmin = quant_f32_to_fp16(1.5f * a / 8.0f);
+    for (uint64_t i = 0; i < n; i++) {
+        b[i].d = d;
+        b[i].dmin = dmin;
+        memset(b[i].scales, 8 | 8 << 4, sizeof b[i].scales);
+        for (int j = 0; j < QK_K / 4; j += 8) {
+            uint64_t r = rnd(s);
+            memcpy(b[i].qs + j, &r, 8);
+        }
+    }
+    uint64_t zb = st->zero_rows_below * st->row_elems / QK_K;
+    for (uint64_t i = 0; i < zb && i < n; i++) b[i].d = b[i].dmin = 0;
+}
+
+/* Root mean square of the IQ2_XXS lattice's magnitudes (8, 25, 43) over
+ * its 256 entries, which random indices pick uniformly. */
+static float iq2xxs_grid_rms(void)
+{
+    double sq = 0;
+    for (int i = 0; i < 256; i++)
+        for (int j = 0; j < 8; j++) {
+            const double g = quant_grid_byte(quant_iq2xxs_grid[i], j);
+            sq += g * g;
+        }
+    return (float)sqrt(sq / 2048.0);
+}
+
+/* IQ2_XXS: random lattice indices and sign patterns, every sub-block scale
+ * nibble 7: value = d (0.5 + 7) / 4 * grid * sign, mean 0 (random signs),
+ * std = d * 1.875 * rms(grid). */
+static void fill_iq2_xxs(const synth_tensor *st, uint64_t *s, block_iq2_xxs *b, uint64_t n)
+{
+    const uint32_t scale = 7;
+    const float db = st->std / iq2xxs_grid_rms();
+    const mf_fp16 d = quant_f32_to_fp16(db / ((0.5f + (float)scale) * 0.25f));
+    for (uint64_t i = 0; i < n; i++) {
+        b[i].d = d;
+        uint8_t *q = (uint8_t *)b[i].qs;
+        for (int ib = 0; ib < QK_K / 32; ib++, q += 8) {
+            const uint64_t r = rnd(s);
+            const uint32_t idx = (uint32_t)r, aux = (uint32_t)(r >> 32 & 0x0fffffff) | scale << 28;
+            memcpy(q, &idx, 4);
+            memcpy(q + 4, &aux, 4);
+        }
+    }
+    uint64_t zb = st->zero_rows_below * st->row_elems / QK_K;
+    for (uint64_t i = 0; i < zb && i < n; i++) b[i].d = 0;
+}
 
 typedef struct synth_ctx {
     synth_tensor *t;
@@ -129,8 +186,15 @@ static int fill_tensor(void *ctx, const char *name, void *dst, uint64_t nbytes, 
         for (uint64_t i = 0; i < zb && i < n; i++) b[i].d = b[i].dmin = 0;
         return 0;
     }
+    case MF_TYPE_Q2_K:
+        fill_q2_K(st, &s, dst, nbytes / sizeof(block_q2_K));
+        return 0;
+    case MF_TYPE_IQ2_XXS:
+        fill_iq2_xxs(st, &s, dst, nbytes / sizeof(block_iq2_xxs));
+        return 0;
     default:
-        return mf_fail(e, "synthetic model: tensor %s: type %s cannot be generated (use f32, f16, q8_0 or q4_K)", name,
+        return mf_fail(e, "synthetic model: tensor %s: type %s cannot be generated (use f32, f16, q8_0, q4_K, q2_K "
+                       "or iq2_xxs)", name,
                        quant_type(c->type) ? quant_type(c->type)->name : "?");
     }
 }
@@ -152,6 +216,12 @@ static const char *const words[] = {
     "turn", "move", "wait", "begin", "end", "grow", "fall", "rise", "shine", "dream", "think", "know", "see",
     "remember", "forget", "travel", "return", "follow", "choose", "hope", "wonder", "gather", "share", "measure",
 };
+
+int mf_synth_expert_type(const char *name)
+{
+    const int t = name ? quant_type_by_name(name) : -1;
+    return t == MF_TYPE_Q4_K || t == MF_TYPE_Q2_K || t == MF_TYPE_IQ2_XXS ? t : -1;
+}
 
 void mf_synth_preset(const char *name, mf_synth_shape *s)
 {

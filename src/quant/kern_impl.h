@@ -110,5 +110,11 @@ void kern_fill_neon(quant_kernel_set *s);
 void kern_fill_avx2_iq(quant_kernel_set *s);
 void kern_fill_avx512_iq(quant_kernel_set *s);
 void kern_fill_neon_iq(quant_kernel_set *s);
+/* The ternary types (kern_scalar_tq.c, kern_tq_*.c): kern_fill_scalar calls
+ * the scalar one, kernels.c the SIMD ones after their variant's fill. */
+void kern_fill_scalar_tq(quant_kernel_set *s);
+void kern_fill_avx2_tq(quant_kernel_set *s);
+void kern_fill_avx512_tq(quant_kernel_set *s);
+void kern_fill_neon_tq(quant_kernel_set *s);
 
 #endif

@@ -375,8 +375,6 @@ FLOAT_DOT(f32)
 FLOAT_DOT(f16)
 FLOAT_DOT(bf16)
 FLOAT_DOT(q8_K)
-FLOAT_DOT(tq1_0)
-FLOAT_DOT(tq2_0)
 
 void kern_fill_scalar(quant_kernel_set *s)
 {
@@ -388,8 +386,6 @@ void kern_fill_scalar(quant_kernel_set *s)
     F(MF_TYPE_F16, fdot_f16);
     F(MF_TYPE_BF16, fdot_bf16);
     F(MF_TYPE_Q8_K, fdot_q8_K);
-    F(MF_TYPE_TQ1_0, fdot_tq1_0);
-    F(MF_TYPE_TQ2_0, fdot_tq2_0);
     Q(MF_TYPE_Q4_0, MF_TYPE_Q8_0, dot_q4_0);
     Q(MF_TYPE_Q4_1, MF_TYPE_Q8_0, dot_q4_1);
     Q(MF_TYPE_Q5_0, MF_TYPE_Q8_0, dot_q5_0);
@@ -408,4 +404,5 @@ void kern_fill_scalar(quant_kernel_set *s)
     s->act[MF_TYPE_Q8_0] = act_q8_0;
     s->act[MF_TYPE_Q8_K] = act_q8_K;
     kern_fill_scalar_iq(s);
+    kern_fill_scalar_tq(s);
 }

@@ -107,13 +107,13 @@ static void kern_init(void)
         kern_fill_scalar(&kern_sets[s]);
         kern_sets[s].simd = (quant_simd)s;
 #if defined(KERN_X86)
-        if (s == QUANT_SIMD_AVX2) kern_fill_avx2(&kern_sets[s]);
+        if (s == QUANT_SIMD_AVX2) kern_fill_avx2(&kern_sets[s]), kern_fill_avx2_tq(&kern_sets[s]);
 #endif
 #if defined(KERN_X86)
-        if (s == QUANT_SIMD_AVX512) kern_fill_avx512(&kern_sets[s]);
+        if (s == QUANT_SIMD_AVX512) kern_fill_avx512(&kern_sets[s]), kern_fill_avx512_tq(&kern_sets[s]);
 #endif
 #if defined(KERN_ARM)
-        if (s == QUANT_SIMD_NEON) kern_fill_neon(&kern_sets[s]);
+        if (s == QUANT_SIMD_NEON) kern_fill_neon(&kern_sets[s]), kern_fill_neon_tq(&kern_sets[s]);
 #endif
     }
     atomic_store(&kern_active, &kern_sets[quant_simd_choose(getenv("MF_SIMD"), kern_avail)]);

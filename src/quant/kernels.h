@@ -8,16 +8,15 @@
  *   q4_0 q4_1 q5_0 q5_1 q8_0 iq4_nl mxfp4  ->  Q8_0 (32 int8, fp16 scale)
  *   q2_K q3_K q4_K q5_K q6_K iq4_xs,       ->  Q8_K (256 int8, float scale,
  *   iq1_s iq1_m iq2_xxs iq2_xs iq2_s           int16 sums of each 16)
- *   iq3_xxs iq3_s
- *   f32 f16 bf16, tq1_0 tq2_0 (and q8_K)   ->  F32: the float x itself
+ *   iq3_xxs iq3_s, tq1_0 tq2_0
+ *   f32 f16 bf16 (and q8_K)                ->  F32: the float x itself
  *
  * Float activations stay where precision needs them: f32/f16/bf16 weights
  * are exact numbers and an 8-bit x would be the whole error of the product
  * (the F32 golden model must stay within 1e-3 of llama.cpp). The i-quants
  * take Q8_K activations as llama.cpp does (ggml's vec_dot_type of every
- * IQ1/IQ2/IQ3 type is q8_K), so their logits follow llama.cpp's; the
- * ternary tq1_0/tq2_0 still use the scalar float reference (no model we
- * run has them).
+ * IQ1/IQ2/IQ3 type is q8_K), so their logits follow llama.cpp's; so do
+ * the ternary tq1_0/tq2_0 (vec_dot_type q8_K in ggml too).
  *
  * The specification is the scalar integer kernel (kern_scalar.c). A block's
  * integer sums are exact; they become a float block contribution by a fixed
@@ -32,16 +31,21 @@
  *
  * Variants (a variant fills only the entries it has; the rest keep the
  * scalar kernels, which cover every type the type table computes):
- *   kern_scalar.c     all integer types above but the i-quants, float
- *                     types via ref.h; kern_scalar_iq.c the i-quants
+ *   kern_scalar.c     all integer types above but the i-quants and the
+ *                     ternary types, float types via ref.h;
+ *                     kern_scalar_iq.c the i-quants, kern_scalar_tq.c
+ *                     tq1_0 tq2_0
  *   kern_avx2.c       q4_0 q5_0 q8_0 iq4_nl mxfp4 q2_K q3_K q4_K q5_K q6_K
  *                     iq4_xs f32 f16 bf16, both activation quantizers;
  *                     kern_iq_avx2.c iq1_s iq1_m iq2_xxs iq2_xs iq2_s
- *                     iq3_xxs iq3_s (bodies in kern_x86_iq.h)
+ *                     iq3_xxs iq3_s (bodies in kern_x86_iq.h);
+ *                     kern_tq_avx2.c tq1_0 tq2_0 (kern_x86_tq.h)
  *   kern_avx512.c     the same, with vpdpbusd/vpdpwssd (AVX-512 VNNI);
- *                     kern_iq_avx512.c the i-quants
+ *                     kern_iq_avx512.c the i-quants, kern_tq_avx512.c
+ *                     tq1_0 tq2_0 (vpdpbusd)
  *   kern_neon.c       the same as kern_avx2.c (ARMv8.2 sdot);
- *                     kern_iq_neon.c the i-quants
+ *                     kern_iq_neon.c the i-quants, kern_tq_neon.c
+ *                     tq1_0 tq2_0
  * q4_1/q5_1 and the float-activation types other than f32/f16/bf16 run
  * the scalar kernels everywhere.
  *
