@@ -11,6 +11,7 @@
  * float reference kernels run on the float x instead (slower, and the
  * numbers of the float path). */
 #include "models/ops.h"
+#include "models/att_simd.h"
 #include "quant/kernels.h"
 #include "quant/quant.h"
 
@@ -255,18 +256,32 @@ void op_softmax(float *x, size_t n)
     for (size_t i = 0; i < n; i++) x[i] *= inv;
 }
 
-/* o += p * v over n floats: independent lanes, so the compiler vectorizes
- * it without reordering any sum. */
-static inline void axpy(float *restrict o, float p, const float *restrict v, int n)
+/* o += p * v over n floats; the SIMD versions (att_simd.h) give the same
+ * bits: every lane is one multiply and one add. */
+static void axpy(float *restrict o, float p, const float *restrict v, int n)
 {
     for (int i = 0; i < n; i++) o[i] += p * v[i];
+}
+
+typedef void (*axpy_fn)(float *restrict o, float p, const float *restrict v, int n);
+
+static axpy_fn att_axpy(void)
+{
+#if defined(__x86_64__)
+    switch (quant_kernels()->simd) {
+    case QUANT_SIMD_AVX512: return att_axpy_avx512;
+    case QUANT_SIMD_AVX2: return att_axpy_avx2;
+    default: break;
+    }
+#endif
+    return axpy;
 }
 
 /* One query head against n_kv cached positions: scores s, softmax, and the
  * weighted sum of values into o. q.k uses the f32 kernel of the active SIMD
  * variant (quant/kernels.h), so decode and batched prefill, which both come
  * here, give the same numbers. */
-static void att_head(quant_vec_dot_fn dot, const float *q, const float *k, const float *v, size_t kv_stride, int n_kv,
+static void att_head(quant_vec_dot_fn dot, axpy_fn axpy, const float *q, const float *k, const float *v, size_t kv_stride, int n_kv,
                      int head_dim, float scale, float *s, float *o)
 {
     for (int t = 0; t < n_kv; t++) s[t] = dot(k + (size_t)t * kv_stride, q, (size_t)head_dim) * scale;
@@ -282,6 +297,7 @@ typedef struct att_job {
     float scale;
     float *scratch, *out;
     quant_vec_dot_fn dot;
+    axpy_fn axpy;
 } att_job;
 
 static void att_task(void *ctx, int ith, int nth)
@@ -292,7 +308,7 @@ static void att_task(void *ctx, int ith, int nth)
     int group = j->n_head / j->n_head_kv;
     for (size_t h = lo; h < hi; h++) {
         size_t kvo = (h / (size_t)group) * (size_t)j->head_dim;
-        att_head(j->dot, j->q + h * (size_t)j->head_dim, j->k + kvo, j->v + kvo, j->kv_stride, j->n_kv, j->head_dim,
+        att_head(j->dot, j->axpy, j->q + h * (size_t)j->head_dim, j->k + kvo, j->v + kvo, j->kv_stride, j->n_kv, j->head_dim,
                  j->scale, j->scratch + h * (size_t)j->n_kv, j->out + h * (size_t)j->head_dim);
     }
 }
@@ -302,7 +318,7 @@ void op_attention(mf_pool *pool, const float *q, const float *k, const float *v,
 {
     att_job j = { .q = q, .k = k, .v = v, .kv_stride = kv_stride, .n_kv = n_kv, .n_head = n_head,
                   .n_head_kv = n_head_kv, .head_dim = head_dim, .scale = scale, .scratch = att_scratch, .out = out,
-                  .dot = quant_kernels()->k[MF_TYPE_F32].vec_dot };
+                  .dot = quant_kernels()->k[MF_TYPE_F32].vec_dot, .axpy = att_axpy() };
     if (n_kv < 64 || pool_threads(pool) == 1) att_task(&j, 0, 1);
     else pool_run(pool, att_task, &j);
 }
@@ -320,7 +336,7 @@ static void att_causal_task(void *ctx, int ith, int nth)
     for (int t = ith; t < j->T; t += nth)
         for (int h = 0; h < j->n_head; h++) {
             size_t kvo = (size_t)(h / group) * (size_t)j->head_dim;
-            att_head(j->dot, j->q + (size_t)t * j->q_stride + (size_t)h * j->head_dim, j->k + kvo, j->v + kvo,
+            att_head(j->dot, j->axpy, j->q + (size_t)t * j->q_stride + (size_t)h * j->head_dim, j->k + kvo, j->v + kvo,
                      j->kv_stride, n0 + t + 1, j->head_dim, j->scale, s,
                      j->out + (size_t)t * j->out_stride + (size_t)h * j->head_dim);
         }
@@ -332,7 +348,7 @@ void op_attention_causal(mf_pool *pool, const float *Q, size_t q_stride, const f
 {
     att_job j = { .q = Q, .k = k, .v = v, .kv_stride = kv_stride, .q_stride = q_stride, .out_stride = out_stride,
                   .n_kv = (int)pos0 + T, .n_head = n_head, .n_head_kv = n_head_kv, .head_dim = head_dim, .T = T,
-                  .scale = scale, .scratch = att_scratch, .out = OUT, .dot = quant_kernels()->k[MF_TYPE_F32].vec_dot };
+                  .scale = scale, .scratch = att_scratch, .out = OUT, .dot = quant_kernels()->k[MF_TYPE_F32].vec_dot, .axpy = att_axpy() };
     if (pool_threads(pool) == 1 || (size_t)j.n_kv * (size_t)T < 64) att_causal_task(&j, 0, 1);
     else pool_run(pool, att_causal_task, &j);
 }
