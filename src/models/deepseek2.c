@@ -21,6 +21,7 @@
  */
 #include "models/arch.h"
 #include "models/blocks.h"
+#include "models/layer_batch.h"
 #include "models/mla.h"
 
 #include <math.h>
@@ -55,6 +56,7 @@ typedef struct ds2_model {
     ds2_layer *layers;
     store *store;
     mf_pool *pool;
+    int batch;                              /* tokens per prefill pass */
 } ds2_model;
 
 typedef struct ds2_state {
@@ -65,6 +67,7 @@ typedef struct ds2_state {
     float *x, *h, *tmp, *sh, *fg, *fu;
     mla_scratch as;
     moe_scratch ms;
+    lb_scratch lb;                          /* batched prefill, allocated on its first use */
 } ds2_state;
 
 #define ARCH "deepseek2"
@@ -262,6 +265,7 @@ static void *ds2_load(arch_ctx *ctx, arch_info *info, mf_error *e)
     ds2_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     ds2_hparams *hp = &m->hp;
+    m->batch = ctx->n_batch > 1 ? ctx->n_batch : LB_BATCH;
     if (ds2_hparams_load(f, hp, &m->ahp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
@@ -307,6 +311,8 @@ static void ds2_state_free(void *sp)
     free(s->buf);
     free(s->as.att);
     free(s->ms.ids);
+    free(s->ms.pf_ids);
+    lb_free(&s->lb);
     free(s);
 }
 
@@ -347,10 +353,11 @@ static void *ds2_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     const size_t E = hp->n_embd, N = hp->n_expert, K = hp->n_used, F = hp->n_ff_exp;
     size_t FF = (size_t)hp->n_ff_exp * hp->n_shared;
     if (hp->n_dense && hp->n_ff > FF) FF = hp->n_ff;
-    const size_t nf = 4 * E + 2 * FF + mla_scratch_floats(&m->ahp) + 2 * N + 2 * K * F + E + K;
+    const size_t nf = 4 * E + 2 * FF + mla_scratch_floats(&m->ahp) + 2 * N + 2 * K * F + E + E + K;
     s->buf = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K, sizeof(int32_t));
-    if (!s->buf || !s->ms.ids) { ds2_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
+    if (!s->buf || !s->ms.ids || !s->ms.pf_ids) { ds2_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->buf;
     s->x = p, p += E;
     s->h = p, p += E;
@@ -365,6 +372,7 @@ static void *ds2_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->ms.gate = p, p += K * F;   /* up must follow gate (fused gate_up experts) */
     s->ms.up = p, p += K * F;
     s->ms.down = p, p += E;
+    s->ms.pf_h = p, p += E;
     s->ms.w = p;
     if (ds2_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { ds2_state_free(s); return NULL; }
     return s;
@@ -376,15 +384,34 @@ static int ds2_state_truncate(void *sp, uint32_t n_past, mf_error *e)
     return 0;
 }
 
-/* out = down(silu(gate h) * up h): the dense FFN and the shared experts. */
-static void swiglu(mf_pool *pool, const mf_weight *gate, const mf_weight *up, const mf_weight *down, const float *h,
-                   float *g, float *u, float *out)
+/* The dense FFN of a leading layer, or the shared experts (NULL: none). */
+static lb_ffn ds2_dense(const ds2_layer *L) { return (lb_ffn){ &L->ffn_gate, &L->ffn_up, &L->ffn_down, NULL, NULL, NULL }; }
+static const lb_ffn *ds2_shared(const ds2_layer *L, lb_ffn *f)
 {
-    const mf_weight *ws[2] = { gate, up };
-    float *ys[2] = { g, u };
-    op_matvec_multi(pool, 2, ws, h, ys);
-    for (uint64_t i = 0; i < gate->ne[1]; i++) g[i] = op_silu(g[i]) * u[i];
-    op_matvec(pool, down, g, out);
+    if (!L->sh_gate.name) return NULL;
+    *f = (lb_ffn){ &L->sh_gate, &L->sh_up, &L->sh_down, NULL, NULL, NULL };
+    return f;
+}
+
+/* Layer l's routing: the model's, with the layer's selection bias (NULL
+ * when it has none). */
+static moe_hparams ds2_mhp(const ds2_model *m, uint32_t l)
+{
+    moe_hparams mhp = m->mhp;
+    mhp.sel_bias = m->layers[l].sel_bias.data;
+    return mhp;
+}
+
+/* Decode prefetch: layer l + 1's router applied to the residual stream
+ * after layer l's attention guesses its experts (as qwen3moe.c does), from
+ * a dense layer too; layer 0's guess comes from the embedding. The guess
+ * changes when experts arrive, never the logits. */
+static void ds2_guess(ds2_model *m, ds2_state *s, uint32_t l)
+{
+    if (l < m->hp.n_dense || l >= m->hp.n_layer) return;
+    const ds2_layer *N = &m->layers[l];
+    const moe_hparams mhp = ds2_mhp(m, l);
+    lb_prefetch(m->pool, m->store, &mhp, (int)l, &N->router, N->ffn_norm.data, m->hp.eps, s->x, &s->ms);
 }
 
 static int ds2_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
@@ -396,6 +423,7 @@ static int ds2_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (ds2_state_reserve(s, pos + 1, e)) return -1;
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    ds2_guess(m, s, 0);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const ds2_layer *L = &m->layers[l];
         op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
@@ -403,13 +431,18 @@ static int ds2_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
         if (l < hp->n_dense) {
-            swiglu(m->pool, &L->ffn_gate, &L->ffn_up, &L->ffn_down, s->h, s->fg, s->fu, s->tmp);
+            ds2_guess(m, s, l + 1);
+            const lb_ffn f = ds2_dense(L);
+            lb_ffn_one(m->pool, &f, s->h, s->fg, s->fu, s->tmp);
         } else {
-            moe_hparams mhp = m->mhp;
-            mhp.sel_bias = L->sel_bias.data;   /* NULL when the layer has none */
-            if (moe_forward(m->pool, m->store, (int)l, &mhp, &L->router, s->h, &s->ms, s->tmp, e)) return -1;
-            if (hp->n_shared) {
-                swiglu(m->pool, &L->sh_gate, &L->sh_up, &L->sh_down, s->h, s->fg, s->fu, s->sh);
+            const moe_hparams mhp = ds2_mhp(m, l);
+            if (moe_route(m->pool, m->store, (int)l, &mhp, &L->router, s->h, &s->ms, NULL, e)) return -1;
+            ds2_guess(m, s, l + 1);
+            moe_experts(m->pool, m->store, (int)l, &mhp, s->h, &s->ms, s->tmp);
+            lb_ffn sf;
+            const lb_ffn *sh = ds2_shared(L, &sf);
+            if (sh) {
+                lb_ffn_one(m->pool, sh, s->h, s->fg, s->fu, s->sh);
                 for (size_t i = 0; i < E; i++) s->tmp[i] += s->sh[i];
             }
         }
@@ -421,6 +454,54 @@ static int ds2_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     return 0;
 }
 
+/* Layer l of ds2_forward over the T tokens of a chunk (lb_run). */
+static int ds2_layer_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b, mf_error *e)
+{
+    ds2_model *m = mp;
+    ds2_state *s = sp;
+    const ds2_layer *L = &m->layers[l];
+    const size_t E = m->hp.n_embd, R = mla_kv_row(&m->ahp);
+    lb_rmsnorm(b->H, b->X, L->attn_norm.data, T, E, m->hp.eps);
+    mla_forward_batch(m->pool, &m->ahp, &L->attn, s->kv + (size_t)l * s->n_alloc * R, p0, T, b->H, E, b->A, s->as.att,
+                      b->q, b->qcap, b->Y, E);
+    lb_add(b->X, b->Y, (size_t)T * E);
+    lb_rmsnorm(b->H, b->X, L->ffn_norm.data, T, E, m->hp.eps);
+    if (l < m->hp.n_dense) {
+        const lb_ffn f = ds2_dense(L);
+        lb_ffn_batch(m->pool, &f, T, b, b->Y);
+    } else {
+        const moe_hparams mhp = ds2_mhp(m, l);
+        lb_ffn sf;
+        if (lb_moe_batch(m->pool, m->store, (int)l, &mhp, &L->router, ds2_shared(L, &sf), T, b, e)) return -1;
+    }
+    lb_add(b->X, b->Y, (size_t)T * E);
+    return 0;
+}
+
+static int ds2_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
+                             mf_error *e)
+{
+    ds2_model *m = mp;
+    ds2_state *s = sp;
+    const ds2_hparams *hp = &m->hp;
+    const lb_model lm = { m->pool, &m->tok_embd, &m->output_norm, &m->output, hp->n_vocab, hp->n_layer, hp->n_embd,
+                          hp->eps, m->batch };
+    size_t FF = (size_t)hp->n_ff_exp * hp->n_shared;
+    if (hp->n_dense && hp->n_ff > FF) FF = hp->n_ff;
+    const ds2_layer *D = &m->layers[0], *M = &m->layers[hp->n_layer - 1];
+    const mla_weights *A = &D->attn;
+    const mf_weight *w[] = { m->ahp.q_lora ? &A->q_a : &A->q, &A->q_b, &A->kv_a, &A->wo, &D->ffn_gate, &D->ffn_down,
+                             &M->router, &M->sh_gate, &M->sh_down };
+    int n_w = 0;
+    const mf_weight *named[9];
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        if (w[i]->name) named[n_w++] = w[i];
+    if (lb_alloc(&s->lb, &lm, FF, mla_batch_floats(&m->ahp, m->batch), &m->mhp, m->store, n_w, named, e) ||
+        ds2_state_reserve(s, pos0 + (uint32_t)n, e))
+        return -1;
+    return lb_run(&lm, &s->lb, ds2_layer_batch, m, s, tokens, n, pos0, all, last, e);
+}
+
 const arch_ops arch_deepseek2 = {
     .name = "deepseek2",
     .load = ds2_load,
@@ -430,4 +511,5 @@ const arch_ops arch_deepseek2 = {
     .state_truncate = ds2_state_truncate,
     .state_reserve = ds2_state_reserve,
     .forward = ds2_forward,
+    .forward_batch = ds2_forward_batch,
 };
