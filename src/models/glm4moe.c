@@ -22,6 +22,7 @@
 #include "models/arch.h"
 #include "models/attn_window.h"
 #include "models/blocks.h"
+#include "models/layer_batch.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -61,6 +62,7 @@ typedef struct glm_model {
     uint32_t n_ff_max;       /* widest dense FFN / shared expert */
     store *store;
     mf_pool *pool;
+    int batch;               /* tokens per prefill pass */
 } glm_model;
 
 typedef struct glm_state {
@@ -70,6 +72,7 @@ typedef struct glm_state {
     float *x, *h, *tmp, *tmp2, *fg, *fu;
     attn_scratch as;
     moe_scratch ms;
+    lb_scratch lb;           /* batched prefill, allocated on its first use */
 } glm_state;
 
 static int glm_hparams_load(const gguf_file *f, glm_hparams *hp, mf_error *e)
@@ -198,6 +201,7 @@ static void *glm_load(arch_ctx *ctx, arch_info *info, mf_error *e)
     glm_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     glm_hparams *hp = &m->hp;
+    m->batch = ctx->n_batch > 1 ? ctx->n_batch : LB_BATCH;
     if (glm_hparams_load(f, hp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
@@ -249,6 +253,8 @@ static void glm_state_free(void *sp)
     free(s->x);
     free(s->as.att);
     free(s->ms.ids);
+    free(s->ms.pf_ids);
+    lb_free(&s->lb);
     free(s);
 }
 
@@ -286,12 +292,13 @@ static void *glm_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->n_ctx = n_ctx;
     const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff_exp, N = hp->n_expert, FF = m->n_ff_max;
-    size_t nf = 4 * E + 2 * FF + Q + 2 * KV + Q + 2 * N + 2 * K * F + E + K;
+    size_t nf = 4 * E + 2 * FF + Q + 2 * KV + Q + 2 * N + 2 * K * F + E + E + K;
     s->k = calloc(hp->n_layer, sizeof *s->k);
     s->v = calloc(hp->n_layer, sizeof *s->v);
     s->x = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K, sizeof(int32_t));
-    if (!s->k || !s->v || !s->x || !s->ms.ids) { glm_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
+    if (!s->k || !s->v || !s->x || !s->ms.ids || !s->ms.pf_ids) { glm_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->x;
     s->x = p, p += E;
     s->h = p, p += E;
@@ -308,6 +315,7 @@ static void *glm_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->ms.gate = p, p += K * F;
     s->ms.up = p, p += K * F;
     s->ms.down = p, p += E;
+    s->ms.pf_h = p, p += E;
     s->ms.w = p;
     if (glm_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { glm_state_free(s); return NULL; }
     return s;
@@ -319,16 +327,30 @@ static int glm_state_truncate(void *sp, uint32_t n_past, mf_error *e)
     return 0;
 }
 
-/* out = down(silu(gate h) * up h): the dense layers and the shared expert
- * (SwiGLU, Shazeer 2020). */
-static void glm_ffn(mf_pool *pool, const glm_layer *L, const float *h, float *g, float *u, float *out)
+/* A dense layer's FFN, or a MoE layer's shared expert (NULL: none). */
+static const lb_ffn *glm_ffn(const glm_layer *L, lb_ffn *f)
 {
-    const mf_weight *ws[2] = { &L->gate, &L->up };
-    float *ys[2] = { g, u };
-    op_matvec_multi(pool, 2, ws, h, ys);
-    const size_t n = L->gate.ne[1];
-    for (size_t i = 0; i < n; i++) g[i] = op_silu(g[i]) * u[i];
-    op_matvec(pool, &L->down, g, out);
+    if (!L->gate.name) return NULL;
+    *f = (lb_ffn){ &L->gate, &L->up, &L->down, NULL, NULL, NULL };
+    return f;
+}
+
+/* Layer l's routing: the model's, with the layer's exp_probs_b. */
+static moe_hparams glm_mhp(const glm_model *m, uint32_t l)
+{
+    moe_hparams mhp = m->mhp;
+    mhp.sel_bias = m->layers[l].probs_b.data;
+    return mhp;
+}
+
+/* Decode prefetch of layer l's experts from the residual stream as it is
+ * (see ds2_guess in deepseek2.c: the same scheme, dense layers included). */
+static void glm_guess(glm_model *m, glm_state *s, uint32_t l)
+{
+    if (l >= m->hp.n_layer || !m->layers[l].moe) return;
+    const glm_layer *N = &m->layers[l];
+    const moe_hparams mhp = glm_mhp(m, l);
+    lb_prefetch(m->pool, m->store, &mhp, (int)l, &N->router, N->post_norm.data, m->hp.eps, s->x, &s->ms);
 }
 
 static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
@@ -340,6 +362,7 @@ static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (glm_state_reserve(s, pos + 1, e)) return -1;
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    glm_guess(m, s, 0);
     const attn_opts o = { &m->rope, NULL, 0 };
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const glm_layer *L = &m->layers[l];
@@ -348,14 +371,18 @@ static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
         attn_forward_window(m->pool, &m->ahp, &o, &L->attn, kv, pos, s->h, &s->as, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->post_norm.data, E, hp->eps);
+        lb_ffn f;
+        const lb_ffn *ffn = glm_ffn(L, &f);
         if (!L->moe) {
-            glm_ffn(m->pool, L, s->h, s->fg, s->fu, s->tmp);
+            glm_guess(m, s, l + 1);
+            lb_ffn_one(m->pool, ffn, s->h, s->fg, s->fu, s->tmp);
         } else {
-            moe_hparams mhp = m->mhp;
-            mhp.sel_bias = L->probs_b.data;
-            if (moe_forward(m->pool, m->store, (int)l, &mhp, &L->router, s->h, &s->ms, s->tmp, e)) return -1;
-            if (L->gate.name) {
-                glm_ffn(m->pool, L, s->h, s->fg, s->fu, s->tmp2);
+            const moe_hparams mhp = glm_mhp(m, l);
+            if (moe_route(m->pool, m->store, (int)l, &mhp, &L->router, s->h, &s->ms, NULL, e)) return -1;
+            glm_guess(m, s, l + 1);
+            moe_experts(m->pool, m->store, (int)l, &mhp, s->h, &s->ms, s->tmp);
+            if (ffn) {
+                lb_ffn_one(m->pool, ffn, s->h, s->fg, s->fu, s->tmp2);
                 for (size_t i = 0; i < E; i++) s->tmp[i] += s->tmp2[i];
             }
         }
@@ -367,6 +394,52 @@ static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     return 0;
 }
 
+/* Layer l of glm_forward over the T tokens of a chunk (lb_run). */
+static int glm_layer_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b, mf_error *e)
+{
+    glm_model *m = mp;
+    glm_state *s = sp;
+    const glm_layer *L = &m->layers[l];
+    const size_t E = m->hp.n_embd;
+    const attn_opts o = { &m->rope, NULL, 0 };
+    lb_rmsnorm(b->H, b->X, L->attn_norm.data, T, E, m->hp.eps);
+    attn_batch_scratch as = lb_attn_scratch(b, &m->ahp, s->as.att);
+    kv_ring kv = { s->k[l], s->v[l], s->n_alloc };
+    attn_forward_window_batch(m->pool, &m->ahp, &o, &L->attn, kv, p0, T, b->H, E, &as, b->Y, E);
+    lb_add(b->X, b->Y, (size_t)T * E);
+    lb_rmsnorm(b->H, b->X, L->post_norm.data, T, E, m->hp.eps);
+    lb_ffn f;
+    const lb_ffn *ffn = glm_ffn(L, &f);
+    if (!L->moe) {
+        lb_ffn_batch(m->pool, ffn, T, b, b->Y);
+    } else {
+        const moe_hparams mhp = glm_mhp(m, l);
+        if (lb_moe_batch(m->pool, m->store, (int)l, &mhp, &L->router, ffn, T, b, e)) return -1;
+    }
+    lb_add(b->X, b->Y, (size_t)T * E);
+    return 0;
+}
+
+static int glm_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
+                             mf_error *e)
+{
+    glm_model *m = mp;
+    glm_state *s = sp;
+    const glm_hparams *hp = &m->hp;
+    const lb_model lm = { m->pool, &m->tok_embd, &m->output_norm, &m->output, hp->n_vocab, hp->n_layer, hp->n_embd,
+                          hp->eps, m->batch };
+    const glm_layer *D = &m->layers[0], *M = &m->layers[hp->n_layer - 1];
+    const mf_weight *w[] = { &D->attn.wq, &D->attn.wk, &D->attn.wo, &D->gate, &D->down, &M->router, &M->gate, &M->down };
+    int n_w = 0;
+    const mf_weight *named[8];
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        if (w[i]->name) named[n_w++] = w[i];
+    if (lb_alloc(&s->lb, &lm, m->n_ff_max, lb_attn_floats(&m->ahp, m->batch), &m->mhp, m->store, n_w, named, e) ||
+        glm_state_reserve(s, pos0 + (uint32_t)n, e))
+        return -1;
+    return lb_run(&lm, &s->lb, glm_layer_batch, m, s, tokens, n, pos0, all, last, e);
+}
+
 const arch_ops arch_glm4moe = {
     .name = GLM_ARCH,
     .load = glm_load,
@@ -376,4 +449,5 @@ const arch_ops arch_glm4moe = {
     .state_truncate = glm_state_truncate,
     .state_reserve = glm_state_reserve,
     .forward = glm_forward,
+    .forward_batch = glm_forward_batch,
 };

@@ -24,6 +24,7 @@
 #include "models/arch.h"
 #include "models/attn_window.h"
 #include "models/blocks.h"
+#include "models/layer_batch.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -64,6 +65,7 @@ typedef struct go_model {
     int any_sliding;
     store *store;
     mf_pool *pool;
+    int batch;               /* tokens per prefill pass */
 } go_model;
 
 typedef struct go_state {
@@ -76,6 +78,7 @@ typedef struct go_state {
     float *x, *h, *tmp;
     attn_scratch as;
     moe_scratch ms;
+    lb_scratch lb;           /* batched prefill, allocated on its first use */
 } go_state;
 
 static int go_hparams_load(const gguf_file *f, go_hparams *hp, mf_error *e)
@@ -193,6 +196,7 @@ static void *go_load(arch_ctx *ctx, arch_info *info, mf_error *e)
     go_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     go_hparams *hp = &m->hp;
+    m->batch = ctx->n_batch > 1 ? ctx->n_batch : LB_BATCH;
     if (go_hparams_load(f, hp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
@@ -241,6 +245,8 @@ static void go_state_free(void *sp)
     free(s->x);
     free(s->as.att);
     free(s->ms.ids);
+    free(s->ms.pf_ids);
+    lb_free(&s->lb);
     free(s);
 }
 
@@ -284,12 +290,13 @@ static void *go_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->n_ring = hp->n_swa < n_ctx ? hp->n_swa : n_ctx;
     const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff_exp;
-    size_t nf = 3 * E + Q + 2 * KV + Q + hp->n_expert + 2 * K * F + E + K;
+    size_t nf = 3 * E + Q + 2 * KV + Q + hp->n_expert + 2 * K * F + E + E + K;
     s->k = calloc(hp->n_layer, sizeof *s->k);
     s->v = calloc(hp->n_layer, sizeof *s->v);
     s->x = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K, sizeof(int32_t));
-    if (!s->k || !s->v || !s->x || !s->ms.ids) goto oom;
+    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
+    if (!s->k || !s->v || !s->x || !s->ms.ids || !s->ms.pf_ids) goto oom;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         if (!m->layers[l].sliding) continue;
         s->k[l] = calloc((size_t)s->n_ring * KV, sizeof(float));
@@ -308,6 +315,7 @@ static void *go_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->ms.gate = p, p += K * F;
     s->ms.up = p, p += K * F;
     s->ms.down = p, p += E;
+    s->ms.pf_h = p, p += E;
     s->ms.w = p;
     if (go_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { go_state_free(s); return NULL; }
     return s;
@@ -334,6 +342,45 @@ static int go_state_truncate(void *sp, uint32_t n_past, mf_error *e)
     return 0;
 }
 
+/* Layer l's routing: the model's, with the layer's router bias. */
+static moe_hparams go_mhp(const go_model *m, uint32_t l)
+{
+    moe_hparams mhp = m->mhp;
+    mhp.router_bias = m->layers[l].router_b.data;
+    return mhp;
+}
+
+/* Decode prefetch of layer l's experts from the residual stream as it is
+ * (layer l - 1's after its attention, or the embedding for layer 0), ranked
+ * with layer l's router bias. It changes when experts arrive, never the
+ * logits. */
+static void go_guess(go_model *m, go_state *s, uint32_t l)
+{
+    if (l >= m->hp.n_layer) return;
+    const go_layer *N = &m->layers[l];
+    const moe_hparams mhp = go_mhp(m, l);
+    lb_prefetch(m->pool, m->store, &mhp, (int)l, &N->router, N->post_norm.data, m->hp.eps, s->x, &s->ms);
+}
+
+/* Evaluating positions up to last drops, from the rings, the positions
+ * before last + 1 - n_ring (recorded before anything is written, so that
+ * it holds even if a later layer fails). */
+static void go_ring_advance(go_state *s, uint32_t last)
+{
+    if (s->m->any_sliding && last + 1 > s->n_ring && last + 1 - s->n_ring > s->ring_lo) s->ring_lo = last + 1 - s->n_ring;
+}
+
+/* The attention options of layer L: YaRN RoPE, sinks, and the window on
+ * sliding layers; and its KV rows (a ring of n_ring rows there). */
+static attn_opts go_attn_opts(const go_model *m, const go_layer *L)
+{
+    return (attn_opts){ &m->rope, L->sinks.data, L->sliding ? m->hp.n_swa : 0 };
+}
+static kv_ring go_kv(const go_state *s, uint32_t l)
+{
+    return (kv_ring){ s->k[l], s->v[l], s->m->layers[l].sliding ? s->n_ring : s->n_alloc };
+}
+
 static int go_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     go_model *m = mp;
@@ -342,27 +389,64 @@ static int go_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *lo
     const size_t E = hp->n_embd;
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (go_state_reserve(s, pos + 1, e)) return -1;
-    /* Writing pos into the rings drops position pos - n_ring (even if a
-     * later layer fails, so this is recorded first). */
-    if (m->any_sliding && pos + 1 > s->n_ring && pos + 1 - s->n_ring > s->ring_lo) s->ring_lo = pos + 1 - s->n_ring;
+    go_ring_advance(s, pos);
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    go_guess(m, s, 0);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const go_layer *L = &m->layers[l];
         op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
-        kv_ring kv = { s->k[l], s->v[l], L->sliding ? s->n_ring : s->n_alloc };
-        attn_opts o = { &m->rope, L->sinks.data, L->sliding ? hp->n_swa : 0 };
-        attn_forward_window(m->pool, &m->ahp, &o, &L->attn, kv, pos, s->h, &s->as, s->tmp);
+        const attn_opts o = go_attn_opts(m, L);
+        attn_forward_window(m->pool, &m->ahp, &o, &L->attn, go_kv(s, l), pos, s->h, &s->as, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->post_norm.data, E, hp->eps);
-        moe_hparams mhp = m->mhp;
-        mhp.router_bias = L->router_b.data;
-        if (moe_forward(m->pool, m->store, (int)l, &mhp, &L->router, s->h, &s->ms, s->tmp, e)) return -1;
+        const moe_hparams mhp = go_mhp(m, l);
+        if (moe_route(m->pool, m->store, (int)l, &mhp, &L->router, s->h, &s->ms, NULL, e)) return -1;
+        go_guess(m, s, l + 1);
+        moe_experts(m->pool, m->store, (int)l, &mhp, s->h, &s->ms, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
     }
     if (!logits) return 0;
     op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
     op_matvec(m->pool, &m->output, s->h, logits);
     return 0;
+}
+
+/* Layer l of go_forward over the T tokens of a chunk (lb_run). A chunk may
+ * be far longer than the window: attn_forward_window_batch writes each
+ * token's ring row only after the token before it has attended. */
+static int go_layer_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b, mf_error *e)
+{
+    go_model *m = mp;
+    go_state *s = sp;
+    const go_layer *L = &m->layers[l];
+    const size_t E = m->hp.n_embd;
+    lb_rmsnorm(b->H, b->X, L->attn_norm.data, T, E, m->hp.eps);
+    const attn_opts o = go_attn_opts(m, L);
+    attn_batch_scratch as = lb_attn_scratch(b, &m->ahp, s->as.att);
+    attn_forward_window_batch(m->pool, &m->ahp, &o, &L->attn, go_kv(s, l), p0, T, b->H, E, &as, b->Y, E);
+    lb_add(b->X, b->Y, (size_t)T * E);
+    lb_rmsnorm(b->H, b->X, L->post_norm.data, T, E, m->hp.eps);
+    const moe_hparams mhp = go_mhp(m, l);
+    if (lb_moe_batch(m->pool, m->store, (int)l, &mhp, &L->router, NULL, T, b, e)) return -1;
+    lb_add(b->X, b->Y, (size_t)T * E);
+    return 0;
+}
+
+static int go_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
+                            mf_error *e)
+{
+    go_model *m = mp;
+    go_state *s = sp;
+    const go_hparams *hp = &m->hp;
+    const lb_model lm = { m->pool, &m->tok_embd, &m->output_norm, &m->output, hp->n_vocab, hp->n_layer, hp->n_embd,
+                          hp->eps, m->batch };
+    const go_layer *L = &m->layers[0];
+    const mf_weight *w[] = { &L->attn.wq, &L->attn.wk, &L->attn.wo, &L->router };
+    if (lb_alloc(&s->lb, &lm, 0, lb_attn_floats(&m->ahp, m->batch), &m->mhp, m->store, 4, w, e) ||
+        go_state_reserve(s, pos0 + (uint32_t)n, e))
+        return -1;
+    go_ring_advance(s, pos0 + (uint32_t)n - 1);
+    return lb_run(&lm, &s->lb, go_layer_batch, m, s, tokens, n, pos0, all, last, e);
 }
 
 const arch_ops arch_gptoss = {
@@ -374,4 +458,5 @@ const arch_ops arch_gptoss = {
     .state_truncate = go_state_truncate,
     .state_reserve = go_state_reserve,
     .forward = go_forward,
+    .forward_batch = go_forward_batch,
 };

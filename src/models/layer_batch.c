@@ -114,6 +114,22 @@ int lb_alloc(lb_scratch *b, const lb_model *lm, size_t n_ff, size_t attn_floats,
     return 0;
 }
 
+size_t lb_attn_floats(const attn_hparams *hp, int T)
+{
+    const size_t Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
+    return (size_t)T * (2 * Q + 2 * KV);
+}
+
+attn_batch_scratch lb_attn_scratch(const lb_scratch *b, const attn_hparams *hp, float *att)
+{
+    const size_t T = (size_t)b->cap, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
+    attn_batch_scratch s = { .q = b->A, .att = att, .qbuf = b->q, .qcap = b->qcap };
+    s.o = s.q + T * Q;
+    s.k = s.o + T * Q;
+    s.v = s.k + T * KV;
+    return s;
+}
+
 void lb_free(lb_scratch *b)
 {
     free(b->floats);

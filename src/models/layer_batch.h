@@ -80,6 +80,11 @@ int lb_alloc(lb_scratch *b, const lb_model *lm, size_t n_ff, size_t attn_floats,
              int n_w, const mf_weight *const *w, mf_error *e);
 void lb_free(lb_scratch *b);
 
+/* The GQA attention scratch (blocks.h) of lm->batch tokens carved from
+ * b->A, lb_attn_floats of it; att the state's score scratch. */
+size_t lb_attn_floats(const attn_hparams *hp, int T);
+attn_batch_scratch lb_attn_scratch(const lb_scratch *b, const attn_hparams *hp, float *att);
+
 /* Layer l of the architecture over the T tokens at positions p0.. whose
  * residual stream is b->X (updated in place). */
 typedef int (*lb_layer_fn)(void *model, void *state, uint32_t l, uint32_t p0, int T, lb_scratch *b, mf_error *e);

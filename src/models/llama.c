@@ -28,6 +28,7 @@
 #include "models/arch.h"
 #include "models/blocks.h"
 #include "models/kvcache.h"
+#include "models/layer_batch.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -59,6 +60,7 @@ typedef struct llama_model {
     llama_layer *layers;
     store *store;                  /* NULL for a dense model */
     mf_pool *pool;
+    int batch;                     /* tokens per prefill pass */
 } llama_model;
 
 typedef struct llama_state {
@@ -69,6 +71,7 @@ typedef struct llama_state {
     float *ff_gate, *ff_up;        /* dense FFN: n_ff each */
     attn_scratch as;
     moe_scratch ms;
+    lb_scratch lb;                 /* batched prefill, allocated on its first use */
 } llama_state;
 
 static int llama_hparams_load(const gguf_file *f, llama_hparams *hp, mf_error *e)
@@ -211,6 +214,7 @@ static void *llama_load(arch_ctx *ctx, arch_info *info, mf_error *e)
     llama_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     llama_hparams *hp = &m->hp;
+    m->batch = ctx->n_batch > 1 ? ctx->n_batch : LB_BATCH;
     if (llama_hparams_load(f, hp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
@@ -270,6 +274,8 @@ static void llama_state_free(void *sp)
     kv_cache_free(&s->kv);
     free(s->x);
     free(s->ms.ids);
+    free(s->ms.pf_ids);
+    lb_free(&s->lb);
     free(s);
 }
 
@@ -293,11 +299,12 @@ static void *llama_state_new(void *mp, uint32_t n_ctx, mf_error *e)
                         .row = (size_t)hp->n_head_kv * hp->head_dim };
     const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff, N = hp->n_expert;
-    /* x h tmp | q k v out | dense gate up | router logits, K gates, K ups, down, K weights */
-    size_t nf = 3 * E + Q + 2 * KV + Q + 2 * F + N + 2 * K * F + E + K;
+    /* x h tmp | q k v out | dense gate up | router logits, K gates, K ups, down, guess input, K weights */
+    size_t nf = 3 * E + Q + 2 * KV + Q + 2 * F + N + 2 * K * F + E + E + K;
     s->x = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K ? K : 1, sizeof(int32_t));
-    if (!s->x || !s->ms.ids) { llama_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K) + 1, sizeof(int32_t));
+    if (!s->x || !s->ms.ids || !s->ms.pf_ids) { llama_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->x;
     s->x = p, p += E;
     s->h = p, p += E;
@@ -312,6 +319,7 @@ static void *llama_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->ms.gate = p, p += K * F;
     s->ms.up = p, p += K * F;
     s->ms.down = p, p += E;
+    s->ms.pf_h = p, p += E;
     s->ms.w = p;
     if (llama_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { llama_state_free(s); return NULL; }
     return s;
@@ -323,25 +331,19 @@ static int llama_state_truncate(void *sp, uint32_t n_past, mf_error *e)
     return 0;
 }
 
-static void add_bias(float *y, const mf_weight *b, size_t n)
+/* The dense SwiGLU FFN with its optional biases. */
+static lb_ffn llama_ffn(const llama_layer *L)
 {
-    if (!b->name) return;
-    const float *v = b->data;
-    for (size_t i = 0; i < n; i++) y[i] += v[i];
+    return (lb_ffn){ &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->ffn_gate_b, &L->ffn_up_b, &L->ffn_down_b };
 }
 
-/* The dense SwiGLU FFN: out = W_down(silu(W_gate h + b_g) * (W_up h + b_u)) + b_d. */
-static void llama_ffn(llama_model *m, const llama_layer *L, llama_state *s, float *out)
+/* Decode prefetch of layer l's experts from the residual stream as it is
+ * (as qwen3moe.c does; Mixtral's layers share their gating). */
+static void llama_guess(llama_model *m, llama_state *s, uint32_t l)
 {
-    const size_t F = m->hp.n_ff;
-    const mf_weight *ws[2] = { &L->ffn_gate, &L->ffn_up };
-    float *ys[2] = { s->ff_gate, s->ff_up };
-    op_matvec_multi(m->pool, 2, ws, s->h, ys);
-    add_bias(s->ff_gate, &L->ffn_gate_b, F);
-    add_bias(s->ff_up, &L->ffn_up_b, F);
-    for (size_t i = 0; i < F; i++) s->ff_gate[i] = op_silu(s->ff_gate[i]) * s->ff_up[i];
-    op_matvec(m->pool, &L->ffn_down, s->ff_gate, out);
-    add_bias(out, &L->ffn_down_b, m->hp.n_embd);
+    if (!m->store || l >= m->hp.n_layer) return;
+    const llama_layer *N = &m->layers[l];
+    lb_prefetch(m->pool, m->store, &m->mhp, (int)l, &N->router, N->ffn_norm.data, m->hp.eps, s->x, &s->ms);
 }
 
 static int llama_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
@@ -353,6 +355,7 @@ static int llama_forward(void *mp, void *sp, int32_t token, uint32_t pos, float 
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (llama_state_reserve(s, pos + 1, e)) return -1;
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    llama_guess(m, s, 0);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const llama_layer *L = &m->layers[l];
         op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
@@ -361,9 +364,12 @@ static int llama_forward(void *mp, void *sp, int32_t token, uint32_t pos, float 
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
         if (hp->n_expert) {
-            if (moe_forward(m->pool, m->store, (int)l, &m->mhp, &L->router, s->h, &s->ms, s->tmp, e)) return -1;
+            if (moe_route(m->pool, m->store, (int)l, &m->mhp, &L->router, s->h, &s->ms, NULL, e)) return -1;
+            llama_guess(m, s, l + 1);
+            moe_experts(m->pool, m->store, (int)l, &m->mhp, s->h, &s->ms, s->tmp);
         } else {
-            llama_ffn(m, L, s, s->tmp);
+            const lb_ffn f = llama_ffn(L);
+            lb_ffn_one(m->pool, &f, s->h, s->ff_gate, s->ff_up, s->tmp);
         }
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
     }
@@ -371,6 +377,49 @@ static int llama_forward(void *mp, void *sp, int32_t token, uint32_t pos, float 
     op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
     op_matvec(m->pool, &m->output, s->h, logits);
     return 0;
+}
+
+/* Layer l of llama_forward over the T tokens of a chunk (lb_run): dense
+ * models are batched too, their FFN read once per chunk instead of per
+ * token. */
+static int llama_layer_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b, mf_error *e)
+{
+    llama_model *m = mp;
+    llama_state *s = sp;
+    const llama_layer *L = &m->layers[l];
+    const size_t E = m->hp.n_embd;
+    lb_rmsnorm(b->H, b->X, L->attn_norm.data, T, E, m->hp.eps);
+    attn_batch_scratch as = lb_attn_scratch(b, &m->ahp, s->kv.att);
+    attn_forward_batch(m->pool, &m->ahp, &L->attn, kv_cache_layer(&s->kv, l), p0, T, b->H, E, &as, b->Y, E);
+    lb_add(b->X, b->Y, (size_t)T * E);
+    lb_rmsnorm(b->H, b->X, L->ffn_norm.data, T, E, m->hp.eps);
+    if (m->hp.n_expert) {
+        if (lb_moe_batch(m->pool, m->store, (int)l, &m->mhp, &L->router, NULL, T, b, e)) return -1;
+    } else {
+        const lb_ffn f = llama_ffn(L);
+        lb_ffn_batch(m->pool, &f, T, b, b->Y);
+    }
+    lb_add(b->X, b->Y, (size_t)T * E);
+    return 0;
+}
+
+static int llama_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
+                               mf_error *e)
+{
+    llama_model *m = mp;
+    llama_state *s = sp;
+    const llama_hparams *hp = &m->hp;
+    const lb_model lm = { m->pool, &m->tok_embd, &m->output_norm, &m->output, hp->n_vocab, hp->n_layer, hp->n_embd,
+                          hp->eps, m->batch };
+    const llama_layer *L = &m->layers[0];
+    const mf_weight *w[] = { &L->attn.wq, &L->attn.wk, &L->attn.wo, hp->n_expert ? &L->router : &L->ffn_gate,
+                             &L->ffn_down };
+    const int n_w = hp->n_expert ? 4 : 5;
+    if (lb_alloc(&s->lb, &lm, hp->n_expert ? 0 : hp->n_ff, lb_attn_floats(&m->ahp, m->batch),
+                 hp->n_expert ? &m->mhp : NULL, m->store, n_w, w, e) ||
+        llama_state_reserve(s, pos0 + (uint32_t)n, e))
+        return -1;
+    return lb_run(&lm, &s->lb, llama_layer_batch, m, s, tokens, n, pos0, all, last, e);
 }
 
 const arch_ops arch_llama = {
@@ -382,4 +431,5 @@ const arch_ops arch_llama = {
     .state_truncate = llama_state_truncate,
     .state_reserve = llama_state_reserve,
     .forward = llama_forward,
+    .forward_batch = llama_forward_batch,
 };
