@@ -492,11 +492,7 @@ static int ds2_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, u
     const mla_weights *A = &D->attn;
     const mf_weight *w[] = { m->ahp.q_lora ? &A->q_a : &A->q, &A->q_b, &A->kv_a, &A->wo, &D->ffn_gate, &D->ffn_down,
                              &M->router, &M->sh_gate, &M->sh_down };
-    int n_w = 0;
-    const mf_weight *named[9];
-    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
-        if (w[i]->name) named[n_w++] = w[i];
-    if (lb_alloc(&s->lb, &lm, FF, mla_batch_floats(&m->ahp, m->batch), &m->mhp, m->store, n_w, named, e) ||
+    if (lb_alloc(&s->lb, &lm, FF, mla_batch_floats(&m->ahp, m->batch), &m->mhp, m->store, 9, w, e) ||
         ds2_state_reserve(s, pos0 + (uint32_t)n, e))
         return -1;
     return lb_run(&lm, &s->lb, ds2_layer_batch, m, s, tokens, n, pos0, all, last, e);

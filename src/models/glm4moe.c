@@ -430,11 +430,7 @@ static int glm_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, u
                           hp->eps, m->batch };
     const glm_layer *D = &m->layers[0], *M = &m->layers[hp->n_layer - 1];
     const mf_weight *w[] = { &D->attn.wq, &D->attn.wk, &D->attn.wo, &D->gate, &D->down, &M->router, &M->gate, &M->down };
-    int n_w = 0;
-    const mf_weight *named[8];
-    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
-        if (w[i]->name) named[n_w++] = w[i];
-    if (lb_alloc(&s->lb, &lm, m->n_ff_max, lb_attn_floats(&m->ahp, m->batch), &m->mhp, m->store, n_w, named, e) ||
+    if (lb_alloc(&s->lb, &lm, m->n_ff_max, lb_attn_floats(&m->ahp, m->batch), &m->mhp, m->store, 8, w, e) ||
         glm_state_reserve(s, pos0 + (uint32_t)n, e))
         return -1;
     return lb_run(&lm, &s->lb, glm_layer_batch, m, s, tokens, n, pos0, all, last, e);

@@ -78,6 +78,7 @@ int lb_alloc(lb_scratch *b, const lb_model *lm, size_t n_ff, size_t attn_floats,
     const size_t C = (size_t)T, E = lm->n_embd;
     size_t qb = qbytes_of(lm->output, T);
     for (int i = 0; i < n_w; i++) {
+        if (!w[i]->name) continue;
         size_t q = qbytes_of(w[i], T);
         qb = q > qb ? q : qb;
     }

@@ -73,7 +73,8 @@ typedef struct lb_model {
 /* Sizes everything for lm->batch tokens: n_ff the widest dense FFN or
  * shared expert (0: none), attn_floats what the attention needs, moe and st
  * the routed experts (NULL: a dense model), w[0..n_w) every resident weight
- * the chunk multiplies (the quantized-input buffer fits the largest; a
+ * the chunk multiplies, absent ones included (name NULL, skipped): the
+ * quantized-input buffer fits the largest (a
  * smaller one would only make op_matmul go token by token). Once: nothing
  * happens when b is allocated already. */
 int lb_alloc(lb_scratch *b, const lb_model *lm, size_t n_ff, size_t attn_floats, const moe_hparams *moe, store *st,

@@ -412,11 +412,9 @@ static int llama_forward_batch(void *mp, void *sp, const int32_t *tokens, int n,
     const lb_model lm = { m->pool, &m->tok_embd, &m->output_norm, &m->output, hp->n_vocab, hp->n_layer, hp->n_embd,
                           hp->eps, m->batch };
     const llama_layer *L = &m->layers[0];
-    const mf_weight *w[] = { &L->attn.wq, &L->attn.wk, &L->attn.wo, hp->n_expert ? &L->router : &L->ffn_gate,
-                             &L->ffn_down };
-    const int n_w = hp->n_expert ? 4 : 5;
+    const mf_weight *w[] = { &L->attn.wq, &L->attn.wk, &L->attn.wo, &L->router, &L->ffn_gate, &L->ffn_down };
     if (lb_alloc(&s->lb, &lm, hp->n_expert ? 0 : hp->n_ff, lb_attn_floats(&m->ahp, m->batch),
-                 hp->n_expert ? &m->mhp : NULL, m->store, n_w, w, e) ||
+                 hp->n_expert ? &m->mhp : NULL, m->store, 6, w, e) ||
         llama_state_reserve(s, pos0 + (uint32_t)n, e))
         return -1;
     return lb_run(&lm, &s->lb, llama_layer_batch, m, s, tokens, n, pos0, all, last, e);
