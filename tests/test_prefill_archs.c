@@ -81,9 +81,10 @@ typedef struct run_case {
     size_t n_parts;
 } run_case;
 
-/* Token by token without prefetch, against: one batched call, batched
- * calls split as SPLIT, passes of 7 tokens (n_batch 7) in one call; with
- * an expert cache of cache bytes (0: every expert). */
+/* Token by token without prefetch with every expert cached, against: one
+ * batched call, batched calls split as SPLIT, passes of 7 tokens (n_batch
+ * 7) in one call; all with an expert cache of cache bytes (0: every
+ * expert). */
 static void batch_vs_tokens(t_state *t_, const char *path, const int32_t *ids, size_t n, uint64_t cache)
 {
     uint32_t V, K;
@@ -92,7 +93,7 @@ static void batch_vs_tokens(t_state *t_, const char *path, const int32_t *ids, s
     float *want = malloc(sizeof(float) * n * V), *got = malloc(sizeof(float) * n * V);
     REQUIRE(want && got);
     mf_error e;
-    mf_model_params one = params(1, cache, false);
+    mf_model_params one = params(1, 0, false);
     CHECKF(eval_parts(path, &one, ids, n, BY_TOKEN, 1, want, NULL, &e) == 0, "%s: %s", path, e.msg);
     const run_case cases[] = {
         { "one batched call", 0, ONE_CALL, 1 },
@@ -165,7 +166,18 @@ TEST(prefill_archs_golden_small_cache_waves)
         uint32_t V, K;
         uint64_t slot;
         REQUIRE(model_shape(t_shared(file), &V, &slot, &K) == 0);
-        batch_vs_tokens(t_, t_shared(file), ids, n, K * slot + slot / 2);
+        const uint64_t cache = K * slot + slot / 2;
+        batch_vs_tokens(t_, t_shared(file), ids, n, cache);
+        /* the waves really ran: experts were evicted and read again */
+        mf_model_params mp = params(0, cache, false);
+        float *out = malloc(sizeof(float) * n * V);
+        mf_stats st;
+        mf_error e;
+        REQUIRE(out);
+        CHECKF(eval_parts(t_shared(file), &mp, ids, n, ONE_CALL, 1, out, &st, &e) == 0, "%s", e.msg);
+        CHECKF(st.bytes_read > st.cache_bytes, "%s: %llu bytes read through a cache of %llu", GOLDEN[i],
+               (unsigned long long)st.bytes_read, (unsigned long long)st.cache_bytes);
+        free(out);
     }
 }
 
