@@ -126,11 +126,14 @@ static void read_ids(const char *rel, int32_t *ids, size_t *n, size_t max)
     free(txt);
 }
 
-/* Prompt a then prompt b of a golden model (golden/<model>.{a,b}.prompt.txt). */
-static size_t golden_sequence(const char *model, int32_t *ids, size_t max)
+/* Prompt a then prompt b of a golden model (golden/<model>.{a,b}.prompt.txt),
+ * and the model's path into path. */
+static size_t golden_sequence(const char *model, char *path, size_t cap, int32_t *ids, size_t max)
 {
     size_t n = 0;
     char rel[256];
+    snprintf(rel, sizeof rel, "golden/%s.gguf", model);
+    snprintf(path, cap, "%s", t_shared(rel));
     snprintf(rel, sizeof rel, "golden/%s.a.prompt.txt", model);
     read_ids(rel, ids, &n, max);
     snprintf(rel, sizeof rel, "golden/%s.b.prompt.txt", model);
@@ -144,37 +147,35 @@ static const char *const GOLDEN[] = { "deepseek2-f32", "deepseek2-lite-f32", "de
 TEST(prefill_archs_golden_identical)
 {
     for (size_t i = 0; i < sizeof GOLDEN / sizeof GOLDEN[0]; i++) {
-        char file[256];
-        snprintf(file, sizeof file, "golden/%s.gguf", GOLDEN[i]);
+        char path[512];
         int32_t ids[128];
-        size_t n = golden_sequence(GOLDEN[i], ids, 128);
+        size_t n = golden_sequence(GOLDEN[i], path, sizeof path, ids, 128);
         REQUIREF(n > 20, "cannot read the prompts of %s", GOLDEN[i]);
-        batch_vs_tokens(t_, t_shared(file), ids, n, 0);
+        batch_vs_tokens(t_, path, ids, n, 0);
     }
 }
 
 /* A cache of K slots (the minimum) holds fewer experts than a chunk uses
  * per layer: the chunk's experts come in waves of K, evicting each other,
- * and the logits stay those of token by token. */
+ * and the logits stay those of token by token with every expert cached. */
 TEST(prefill_archs_golden_small_cache_waves)
 {
     for (size_t i = 0; i < sizeof GOLDEN / sizeof GOLDEN[0]; i++) {
-        char file[256];
-        snprintf(file, sizeof file, "golden/%s.gguf", GOLDEN[i]);
+        char path[512];
         int32_t ids[128];
-        size_t n = golden_sequence(GOLDEN[i], ids, 128);
+        size_t n = golden_sequence(GOLDEN[i], path, sizeof path, ids, 128);
         uint32_t V, K;
         uint64_t slot;
-        REQUIRE(model_shape(t_shared(file), &V, &slot, &K) == 0);
+        REQUIRE(n > 20 && model_shape(path, &V, &slot, &K) == 0);
         const uint64_t cache = K * slot + slot / 2;
-        batch_vs_tokens(t_, t_shared(file), ids, n, cache);
+        batch_vs_tokens(t_, path, ids, n, cache);
         /* the waves really ran: experts were evicted and read again */
         mf_model_params mp = params(0, cache, false);
         float *out = malloc(sizeof(float) * n * V);
         mf_stats st;
         mf_error e;
         REQUIRE(out);
-        CHECKF(eval_parts(t_shared(file), &mp, ids, n, ONE_CALL, 1, out, &st, &e) == 0, "%s", e.msg);
+        CHECKF(eval_parts(path, &mp, ids, n, ONE_CALL, 1, out, &st, &e) == 0, "%s", e.msg);
         CHECKF(st.bytes_read > st.cache_bytes, "%s: %llu bytes read through a cache of %llu", GOLDEN[i],
                (unsigned long long)st.bytes_read, (unsigned long long)st.cache_bytes);
         free(out);
@@ -263,12 +264,11 @@ TEST(prefetch_archs_identical)
 {
     static const char *const models[] = { "deepseek2-q4_k_m", "deepseek2-lite-f32", "glm4moe-q4_k_m", "gpt-oss-mxfp4" };
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
-        char file[256];
-        snprintf(file, sizeof file, "golden/%s.gguf", models[i]);
+        char path[512];
         int32_t ids[128];
-        size_t n = golden_sequence(models[i], ids, 128);
+        size_t n = golden_sequence(models[i], path, sizeof path, ids, 128);
         REQUIRE(n > 20);
-        prefetch_identical(t_, t_shared(file), ids, n, 12);
+        prefetch_identical(t_, path, ids, n, 12);
     }
     int32_t ids[48];
     size_t n = 0;

@@ -56,7 +56,7 @@ typedef struct ds2_model {
     ds2_layer *layers;
     store *store;
     mf_pool *pool;
-    int batch;                              /* tokens per prefill pass */
+    lb_model lb;                            /* the layers as layer_batch.c runs them */
 } ds2_model;
 
 typedef struct ds2_state {
@@ -202,6 +202,7 @@ static void ds2_free(void *mp)
     ds2_model *m = mp;
     if (!m) return;
     free(m->layers);
+    free(m->lb.layers);
     free(m);
 }
 
@@ -259,13 +260,47 @@ static int bind_ffn(binder *b, const ds2_hparams *hp, ds2_layer *L, uint32_t l)
     return bind_weight(b, &chk, 1, 3, (uint64_t[]){ F, E, N }, "blk.%u.ffn_down_exps.weight", l);
 }
 
+/* The layers as layer_batch.c sees them: leading dense layers, then
+ * routed experts with their selection bias plus the shared experts. */
+static int ds2_lb_init(ds2_model *m, int n_batch, mf_error *e)
+{
+    const ds2_hparams *hp = &m->hp;
+    lb_model *lm = &m->lb;
+    const ds2_layer *D = &m->layers[0], *M = &m->layers[hp->n_layer - 1];
+    const mla_weights *A = &D->attn;
+    *lm = (lb_model){
+        .pool = m->pool, .store = m->store, .tok_embd = &m->tok_embd, .output_norm = &m->output_norm,
+        .output = &m->output, .n_vocab = hp->n_vocab, .n_layer = hp->n_layer, .n_embd = hp->n_embd, .eps = hp->eps,
+        .batch = n_batch > 1 ? n_batch : LB_BATCH, .n_ff = (size_t)hp->n_ff_exp * hp->n_shared,
+        .w = { m->ahp.q_lora ? &A->q_a : &A->q, &A->q_b, &A->kv_a, &A->wo, &D->ffn_gate, &D->ffn_down, &M->router,
+               &M->sh_down },
+        .n_w = 8,
+    };
+    if (hp->n_dense && hp->n_ff > lm->n_ff) lm->n_ff = hp->n_ff;
+    lm->attn_floats = mla_batch_floats(&m->ahp, lm->batch);
+    lm->layers = calloc(hp->n_layer, sizeof *lm->layers);
+    if (!lm->layers) return mf_fail(e, "out of memory");
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const ds2_layer *L = &m->layers[l];
+        lb_layer *B = &lm->layers[l];
+        *B = (lb_layer){ .attn_norm = L->attn_norm.data, .ffn_norm = L->ffn_norm.data, .hp = m->mhp };
+        if (l < hp->n_dense) {
+            B->ffn = (lb_ffn){ &L->ffn_gate, &L->ffn_up, &L->ffn_down, NULL, NULL, NULL };
+            continue;
+        }
+        B->router = &L->router;
+        B->hp.sel_bias = L->sel_bias.data;   /* NULL when the layer has none */
+        if (hp->n_shared) B->ffn = (lb_ffn){ &L->sh_gate, &L->sh_up, &L->sh_down, NULL, NULL, NULL };
+    }
+    return 0;
+}
+
 static void *ds2_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 {
     const gguf_file *f = ctx->f;
     ds2_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     ds2_hparams *hp = &m->hp;
-    m->batch = ctx->n_batch > 1 ? ctx->n_batch : LB_BATCH;
     if (ds2_hparams_load(f, hp, &m->ahp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
@@ -296,6 +331,7 @@ static void *ds2_load(arch_ctx *ctx, arch_info *info, mf_error *e)
         .n_group_used = (int)hp->n_group_used, .norm_topk = hp->weights_norm, .weights_scale = hp->weights_scale,
         .act = MOE_SWIGLU,
     };
+    if (ds2_lb_init(m, ctx->n_batch, e)) goto fail;
     *info = (arch_info){ hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_ctx_train, hp->n_expert, hp->n_used };
     return m;
 fail:
@@ -384,36 +420,6 @@ static int ds2_state_truncate(void *sp, uint32_t n_past, mf_error *e)
     return 0;
 }
 
-/* The dense FFN of a leading layer, or the shared experts (NULL: none). */
-static lb_ffn ds2_dense(const ds2_layer *L) { return (lb_ffn){ &L->ffn_gate, &L->ffn_up, &L->ffn_down, NULL, NULL, NULL }; }
-static const lb_ffn *ds2_shared(const ds2_layer *L, lb_ffn *f)
-{
-    if (!L->sh_gate.name) return NULL;
-    *f = (lb_ffn){ &L->sh_gate, &L->sh_up, &L->sh_down, NULL, NULL, NULL };
-    return f;
-}
-
-/* Layer l's routing: the model's, with the layer's selection bias (NULL
- * when it has none). */
-static moe_hparams ds2_mhp(const ds2_model *m, uint32_t l)
-{
-    moe_hparams mhp = m->mhp;
-    mhp.sel_bias = m->layers[l].sel_bias.data;
-    return mhp;
-}
-
-/* Decode prefetch: layer l + 1's router applied to the residual stream
- * after layer l's attention guesses its experts (as qwen3moe.c does), from
- * a dense layer too; layer 0's guess comes from the embedding. The guess
- * changes when experts arrive, never the logits. */
-static void ds2_guess(ds2_model *m, ds2_state *s, uint32_t l)
-{
-    if (l < m->hp.n_dense || l >= m->hp.n_layer) return;
-    const ds2_layer *N = &m->layers[l];
-    const moe_hparams mhp = ds2_mhp(m, l);
-    lb_prefetch(m->pool, m->store, &mhp, (int)l, &N->router, N->ffn_norm.data, m->hp.eps, s->x, &s->ms);
-}
-
 static int ds2_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     ds2_model *m = mp;
@@ -423,29 +429,14 @@ static int ds2_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (ds2_state_reserve(s, pos + 1, e)) return -1;
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
-    ds2_guess(m, s, 0);
+    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch: see lb_ffn_block */
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const ds2_layer *L = &m->layers[l];
         op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
         mla_forward(m->pool, &m->ahp, &L->attn, s->kv + (size_t)l * s->n_alloc * R, pos, s->h, &s->as, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
-        if (l < hp->n_dense) {
-            ds2_guess(m, s, l + 1);
-            const lb_ffn f = ds2_dense(L);
-            lb_ffn_one(m->pool, &f, s->h, s->fg, s->fu, s->tmp);
-        } else {
-            const moe_hparams mhp = ds2_mhp(m, l);
-            if (moe_route(m->pool, m->store, (int)l, &mhp, &L->router, s->h, &s->ms, NULL, e)) return -1;
-            ds2_guess(m, s, l + 1);
-            moe_experts(m->pool, m->store, (int)l, &mhp, s->h, &s->ms, s->tmp);
-            lb_ffn sf;
-            const lb_ffn *sh = ds2_shared(L, &sf);
-            if (sh) {
-                lb_ffn_one(m->pool, sh, s->h, s->fg, s->fu, s->sh);
-                for (size_t i = 0; i < E; i++) s->tmp[i] += s->sh[i];
-            }
-        }
+        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, s->fg, s->fu, s->sh, s->tmp, e)) return -1;
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
     }
     if (!logits) return 0;
@@ -454,28 +445,14 @@ static int ds2_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     return 0;
 }
 
-/* Layer l of ds2_forward over the T tokens of a chunk (lb_run). */
-static int ds2_layer_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b, mf_error *e)
+/* MLA of layer l over the T tokens of a chunk (lb_run). */
+static void ds2_attn_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b)
 {
     ds2_model *m = mp;
     ds2_state *s = sp;
-    const ds2_layer *L = &m->layers[l];
     const size_t E = m->hp.n_embd, R = mla_kv_row(&m->ahp);
-    lb_rmsnorm(b->H, b->X, L->attn_norm.data, T, E, m->hp.eps);
-    mla_forward_batch(m->pool, &m->ahp, &L->attn, s->kv + (size_t)l * s->n_alloc * R, p0, T, b->H, E, b->A, s->as.att,
-                      b->q, b->qcap, b->Y, E);
-    lb_add(b->X, b->Y, (size_t)T * E);
-    lb_rmsnorm(b->H, b->X, L->ffn_norm.data, T, E, m->hp.eps);
-    if (l < m->hp.n_dense) {
-        const lb_ffn f = ds2_dense(L);
-        lb_ffn_batch(m->pool, &f, T, b, b->Y);
-    } else {
-        const moe_hparams mhp = ds2_mhp(m, l);
-        lb_ffn sf;
-        if (lb_moe_batch(m->pool, m->store, (int)l, &mhp, &L->router, ds2_shared(L, &sf), T, b, e)) return -1;
-    }
-    lb_add(b->X, b->Y, (size_t)T * E);
-    return 0;
+    mla_forward_batch(m->pool, &m->ahp, &m->layers[l].attn, s->kv + (size_t)l * s->n_alloc * R, p0, T, b->H, E, b->A,
+                      s->as.att, b->q, b->qcap, b->Y, E);
 }
 
 static int ds2_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
@@ -483,19 +460,8 @@ static int ds2_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, u
 {
     ds2_model *m = mp;
     ds2_state *s = sp;
-    const ds2_hparams *hp = &m->hp;
-    const lb_model lm = { m->pool, &m->tok_embd, &m->output_norm, &m->output, hp->n_vocab, hp->n_layer, hp->n_embd,
-                          hp->eps, m->batch };
-    size_t FF = (size_t)hp->n_ff_exp * hp->n_shared;
-    if (hp->n_dense && hp->n_ff > FF) FF = hp->n_ff;
-    const ds2_layer *D = &m->layers[0], *M = &m->layers[hp->n_layer - 1];
-    const mla_weights *A = &D->attn;
-    const mf_weight *w[] = { m->ahp.q_lora ? &A->q_a : &A->q, &A->q_b, &A->kv_a, &A->wo, &D->ffn_gate, &D->ffn_down,
-                             &M->router, &M->sh_gate, &M->sh_down };
-    if (lb_alloc(&s->lb, &lm, FF, mla_batch_floats(&m->ahp, m->batch), &m->mhp, m->store, 9, w, e) ||
-        ds2_state_reserve(s, pos0 + (uint32_t)n, e))
-        return -1;
-    return lb_run(&lm, &s->lb, ds2_layer_batch, m, s, tokens, n, pos0, all, last, e);
+    if (ds2_state_reserve(s, pos0 + (uint32_t)n, e)) return -1;
+    return lb_run(&m->lb, &s->lb, ds2_attn_batch, m, s, tokens, n, pos0, all, last, e);
 }
 
 const arch_ops arch_deepseek2 = {

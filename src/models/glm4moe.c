@@ -62,7 +62,7 @@ typedef struct glm_model {
     uint32_t n_ff_max;       /* widest dense FFN / shared expert */
     store *store;
     mf_pool *pool;
-    int batch;               /* tokens per prefill pass */
+    lb_model lb;             /* the layers as layer_batch.c runs them */
 } glm_model;
 
 typedef struct glm_state {
@@ -147,6 +147,7 @@ static void glm_free(void *mp)
     glm_model *m = mp;
     if (!m) return;
     free(m->layers);
+    free(m->lb.layers);
     free(m);
 }
 
@@ -195,13 +196,40 @@ static int glm_bind_layer(binder *b, const glm_hparams *hp, glm_layer *L, uint32
     return 0;
 }
 
+/* The layers as layer_batch.c sees them: leading dense layers, then
+ * routed experts with their exp_probs_b plus the shared expert. */
+static int glm_lb_init(glm_model *m, int n_batch, mf_error *e)
+{
+    const glm_hparams *hp = &m->hp;
+    lb_model *lm = &m->lb;
+    const glm_layer *D = &m->layers[0], *M = &m->layers[hp->n_layer - 1];
+    *lm = (lb_model){
+        .pool = m->pool, .store = m->store, .tok_embd = &m->tok_embd, .output_norm = &m->output_norm,
+        .output = &m->output, .n_vocab = hp->n_vocab, .n_layer = hp->n_layer, .n_embd = hp->n_embd, .eps = hp->eps,
+        .batch = n_batch > 1 ? n_batch : LB_BATCH, .n_ff = m->n_ff_max,
+        .w = { &D->attn.wq, &D->attn.wk, &D->attn.wo, &D->gate, &D->down, &M->router, &M->down }, .n_w = 7,
+    };
+    lm->attn_floats = lb_attn_floats(&m->ahp, lm->batch);
+    lm->layers = calloc(hp->n_layer, sizeof *lm->layers);
+    if (!lm->layers) return mf_fail(e, "out of memory");
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const glm_layer *L = &m->layers[l];
+        lb_layer *B = &lm->layers[l];
+        *B = (lb_layer){ .attn_norm = L->attn_norm.data, .ffn_norm = L->post_norm.data, .hp = m->mhp };
+        if (L->gate.name) B->ffn = (lb_ffn){ &L->gate, &L->up, &L->down, NULL, NULL, NULL };
+        if (!L->moe) continue;
+        B->router = &L->router;
+        B->hp.sel_bias = L->probs_b.data;
+    }
+    return 0;
+}
+
 static void *glm_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 {
     const gguf_file *f = ctx->f;
     glm_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     glm_hparams *hp = &m->hp;
-    m->batch = ctx->n_batch > 1 ? ctx->n_batch : LB_BATCH;
     if (glm_hparams_load(f, hp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
@@ -236,6 +264,7 @@ static void *glm_load(arch_ctx *ctx, arch_info *info, mf_error *e)
         .n_group = (int)hp->n_group, .n_group_used = (int)hp->n_group_used,
         .norm_topk = hp->norm_w, .weights_scale = hp->w_scale, .act = MOE_SWIGLU,
     };
+    if (glm_lb_init(m, ctx->n_batch, e)) goto fail;
     *info = (arch_info){ hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_ctx_train, hp->n_expert, hp->n_used };
     return m;
 fail:
@@ -327,32 +356,6 @@ static int glm_state_truncate(void *sp, uint32_t n_past, mf_error *e)
     return 0;
 }
 
-/* A dense layer's FFN, or a MoE layer's shared expert (NULL: none). */
-static const lb_ffn *glm_ffn(const glm_layer *L, lb_ffn *f)
-{
-    if (!L->gate.name) return NULL;
-    *f = (lb_ffn){ &L->gate, &L->up, &L->down, NULL, NULL, NULL };
-    return f;
-}
-
-/* Layer l's routing: the model's, with the layer's exp_probs_b. */
-static moe_hparams glm_mhp(const glm_model *m, uint32_t l)
-{
-    moe_hparams mhp = m->mhp;
-    mhp.sel_bias = m->layers[l].probs_b.data;
-    return mhp;
-}
-
-/* Decode prefetch of layer l's experts from the residual stream as it is
- * (see ds2_guess in deepseek2.c: the same scheme, dense layers included). */
-static void glm_guess(glm_model *m, glm_state *s, uint32_t l)
-{
-    if (l >= m->hp.n_layer || !m->layers[l].moe) return;
-    const glm_layer *N = &m->layers[l];
-    const moe_hparams mhp = glm_mhp(m, l);
-    lb_prefetch(m->pool, m->store, &mhp, (int)l, &N->router, N->post_norm.data, m->hp.eps, s->x, &s->ms);
-}
-
 static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     glm_model *m = mp;
@@ -362,7 +365,7 @@ static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (glm_state_reserve(s, pos + 1, e)) return -1;
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
-    glm_guess(m, s, 0);
+    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch: see lb_ffn_block */
     const attn_opts o = { &m->rope, NULL, 0 };
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const glm_layer *L = &m->layers[l];
@@ -371,21 +374,7 @@ static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
         attn_forward_window(m->pool, &m->ahp, &o, &L->attn, kv, pos, s->h, &s->as, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->post_norm.data, E, hp->eps);
-        lb_ffn f;
-        const lb_ffn *ffn = glm_ffn(L, &f);
-        if (!L->moe) {
-            glm_guess(m, s, l + 1);
-            lb_ffn_one(m->pool, ffn, s->h, s->fg, s->fu, s->tmp);
-        } else {
-            const moe_hparams mhp = glm_mhp(m, l);
-            if (moe_route(m->pool, m->store, (int)l, &mhp, &L->router, s->h, &s->ms, NULL, e)) return -1;
-            glm_guess(m, s, l + 1);
-            moe_experts(m->pool, m->store, (int)l, &mhp, s->h, &s->ms, s->tmp);
-            if (ffn) {
-                lb_ffn_one(m->pool, ffn, s->h, s->fg, s->fu, s->tmp2);
-                for (size_t i = 0; i < E; i++) s->tmp[i] += s->tmp2[i];
-            }
-        }
+        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, s->fg, s->fu, s->tmp2, s->tmp, e)) return -1;
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
     }
     if (!logits) return 0;
@@ -394,30 +383,16 @@ static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     return 0;
 }
 
-/* Layer l of glm_forward over the T tokens of a chunk (lb_run). */
-static int glm_layer_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b, mf_error *e)
+/* The attention of layer l over the T tokens of a chunk (lb_run). */
+static void glm_attn_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b)
 {
     glm_model *m = mp;
     glm_state *s = sp;
-    const glm_layer *L = &m->layers[l];
-    const size_t E = m->hp.n_embd;
     const attn_opts o = { &m->rope, NULL, 0 };
-    lb_rmsnorm(b->H, b->X, L->attn_norm.data, T, E, m->hp.eps);
     attn_batch_scratch as = lb_attn_scratch(b, &m->ahp, s->as.att);
     kv_ring kv = { s->k[l], s->v[l], s->n_alloc };
-    attn_forward_window_batch(m->pool, &m->ahp, &o, &L->attn, kv, p0, T, b->H, E, &as, b->Y, E);
-    lb_add(b->X, b->Y, (size_t)T * E);
-    lb_rmsnorm(b->H, b->X, L->post_norm.data, T, E, m->hp.eps);
-    lb_ffn f;
-    const lb_ffn *ffn = glm_ffn(L, &f);
-    if (!L->moe) {
-        lb_ffn_batch(m->pool, ffn, T, b, b->Y);
-    } else {
-        const moe_hparams mhp = glm_mhp(m, l);
-        if (lb_moe_batch(m->pool, m->store, (int)l, &mhp, &L->router, ffn, T, b, e)) return -1;
-    }
-    lb_add(b->X, b->Y, (size_t)T * E);
-    return 0;
+    attn_forward_window_batch(m->pool, &m->ahp, &o, &m->layers[l].attn, kv, p0, T, b->H, m->hp.n_embd, &as, b->Y,
+                              m->hp.n_embd);
 }
 
 static int glm_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
@@ -425,15 +400,8 @@ static int glm_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, u
 {
     glm_model *m = mp;
     glm_state *s = sp;
-    const glm_hparams *hp = &m->hp;
-    const lb_model lm = { m->pool, &m->tok_embd, &m->output_norm, &m->output, hp->n_vocab, hp->n_layer, hp->n_embd,
-                          hp->eps, m->batch };
-    const glm_layer *D = &m->layers[0], *M = &m->layers[hp->n_layer - 1];
-    const mf_weight *w[] = { &D->attn.wq, &D->attn.wk, &D->attn.wo, &D->gate, &D->down, &M->router, &M->gate, &M->down };
-    if (lb_alloc(&s->lb, &lm, m->n_ff_max, lb_attn_floats(&m->ahp, m->batch), &m->mhp, m->store, 8, w, e) ||
-        glm_state_reserve(s, pos0 + (uint32_t)n, e))
-        return -1;
-    return lb_run(&lm, &s->lb, glm_layer_batch, m, s, tokens, n, pos0, all, last, e);
+    if (glm_state_reserve(s, pos0 + (uint32_t)n, e)) return -1;
+    return lb_run(&m->lb, &s->lb, glm_attn_batch, m, s, tokens, n, pos0, all, last, e);
 }
 
 const arch_ops arch_glm4moe = {

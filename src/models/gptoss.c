@@ -65,7 +65,7 @@ typedef struct go_model {
     int any_sliding;
     store *store;
     mf_pool *pool;
-    int batch;               /* tokens per prefill pass */
+    lb_model lb;             /* the layers as layer_batch.c runs them */
 } go_model;
 
 typedef struct go_state {
@@ -152,6 +152,7 @@ static void go_free(void *mp)
     go_model *m = mp;
     if (!m) return;
     free(m->layers);
+    free(m->lb.layers);
     free(m);
 }
 
@@ -190,13 +191,37 @@ static int go_bind_layer(binder *b, const go_hparams *hp, go_layer *L, uint32_t 
     return 0;
 }
 
+/* The layers as layer_batch.c sees them: routed experts with the layer's
+ * router bias, no shared or dense FFN. */
+static int go_lb_init(go_model *m, int n_batch, mf_error *e)
+{
+    const go_hparams *hp = &m->hp;
+    lb_model *lm = &m->lb;
+    const go_layer *L0 = &m->layers[0];
+    *lm = (lb_model){
+        .pool = m->pool, .store = m->store, .tok_embd = &m->tok_embd, .output_norm = &m->output_norm,
+        .output = &m->output, .n_vocab = hp->n_vocab, .n_layer = hp->n_layer, .n_embd = hp->n_embd, .eps = hp->eps,
+        .batch = n_batch > 1 ? n_batch : LB_BATCH,
+        .w = { &L0->attn.wq, &L0->attn.wk, &L0->attn.wo, &L0->router }, .n_w = 4,
+    };
+    lm->attn_floats = lb_attn_floats(&m->ahp, lm->batch);
+    lm->layers = calloc(hp->n_layer, sizeof *lm->layers);
+    if (!lm->layers) return mf_fail(e, "out of memory");
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const go_layer *L = &m->layers[l];
+        lm->layers[l] = (lb_layer){ .attn_norm = L->attn_norm.data, .ffn_norm = L->post_norm.data, .router = &L->router,
+                                    .hp = m->mhp };
+        lm->layers[l].hp.router_bias = L->router_b.data;
+    }
+    return 0;
+}
+
 static void *go_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 {
     const gguf_file *f = ctx->f;
     go_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     go_hparams *hp = &m->hp;
-    m->batch = ctx->n_batch > 1 ? ctx->n_batch : LB_BATCH;
     if (go_hparams_load(f, hp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
@@ -228,6 +253,7 @@ static void *go_load(arch_ctx *ctx, arch_info *info, mf_error *e)
         .n_ff = (int)hp->n_ff_exp, .gating = MOE_SOFTMAX_TOPK, .norm_topk = 0, .weights_scale = 1.0f,
         .act = MOE_SWIGLU_OAI, .swiglu_alpha = GO_SWIGLU_ALPHA, .swiglu_limit = GO_SWIGLU_LIMIT,
     };
+    if (go_lb_init(m, ctx->n_batch, e)) goto fail;
     *info = (arch_info){ hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_ctx_train, hp->n_expert, hp->n_used };
     return m;
 fail:
@@ -342,26 +368,6 @@ static int go_state_truncate(void *sp, uint32_t n_past, mf_error *e)
     return 0;
 }
 
-/* Layer l's routing: the model's, with the layer's router bias. */
-static moe_hparams go_mhp(const go_model *m, uint32_t l)
-{
-    moe_hparams mhp = m->mhp;
-    mhp.router_bias = m->layers[l].router_b.data;
-    return mhp;
-}
-
-/* Decode prefetch of layer l's experts from the residual stream as it is
- * (layer l - 1's after its attention, or the embedding for layer 0), ranked
- * with layer l's router bias. It changes when experts arrive, never the
- * logits. */
-static void go_guess(go_model *m, go_state *s, uint32_t l)
-{
-    if (l >= m->hp.n_layer) return;
-    const go_layer *N = &m->layers[l];
-    const moe_hparams mhp = go_mhp(m, l);
-    lb_prefetch(m->pool, m->store, &mhp, (int)l, &N->router, N->post_norm.data, m->hp.eps, s->x, &s->ms);
-}
-
 /* Evaluating positions up to last drops, from the rings, the positions
  * before last + 1 - n_ring (recorded before anything is written, so that
  * it holds even if a later layer fails). */
@@ -391,7 +397,7 @@ static int go_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *lo
     if (go_state_reserve(s, pos + 1, e)) return -1;
     go_ring_advance(s, pos);
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
-    go_guess(m, s, 0);
+    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch: see lb_ffn_block */
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const go_layer *L = &m->layers[l];
         op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
@@ -399,10 +405,7 @@ static int go_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *lo
         attn_forward_window(m->pool, &m->ahp, &o, &L->attn, go_kv(s, l), pos, s->h, &s->as, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->post_norm.data, E, hp->eps);
-        const moe_hparams mhp = go_mhp(m, l);
-        if (moe_route(m->pool, m->store, (int)l, &mhp, &L->router, s->h, &s->ms, NULL, e)) return -1;
-        go_guess(m, s, l + 1);
-        moe_experts(m->pool, m->store, (int)l, &mhp, s->h, &s->ms, s->tmp);
+        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, NULL, NULL, NULL, s->tmp, e)) return -1;
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
     }
     if (!logits) return 0;
@@ -411,25 +414,17 @@ static int go_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *lo
     return 0;
 }
 
-/* Layer l of go_forward over the T tokens of a chunk (lb_run). A chunk may
- * be far longer than the window: attn_forward_window_batch writes each
+/* The attention of layer l over the T tokens of a chunk (lb_run). A chunk
+ * may be far longer than the window: attn_forward_window_batch writes each
  * token's ring row only after the token before it has attended. */
-static int go_layer_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b, mf_error *e)
+static void go_attn_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b)
 {
     go_model *m = mp;
     go_state *s = sp;
-    const go_layer *L = &m->layers[l];
-    const size_t E = m->hp.n_embd;
-    lb_rmsnorm(b->H, b->X, L->attn_norm.data, T, E, m->hp.eps);
-    const attn_opts o = go_attn_opts(m, L);
+    const attn_opts o = go_attn_opts(m, &m->layers[l]);
     attn_batch_scratch as = lb_attn_scratch(b, &m->ahp, s->as.att);
-    attn_forward_window_batch(m->pool, &m->ahp, &o, &L->attn, go_kv(s, l), p0, T, b->H, E, &as, b->Y, E);
-    lb_add(b->X, b->Y, (size_t)T * E);
-    lb_rmsnorm(b->H, b->X, L->post_norm.data, T, E, m->hp.eps);
-    const moe_hparams mhp = go_mhp(m, l);
-    if (lb_moe_batch(m->pool, m->store, (int)l, &mhp, &L->router, NULL, T, b, e)) return -1;
-    lb_add(b->X, b->Y, (size_t)T * E);
-    return 0;
+    attn_forward_window_batch(m->pool, &m->ahp, &o, &m->layers[l].attn, go_kv(s, l), p0, T, b->H, m->hp.n_embd, &as,
+                              b->Y, m->hp.n_embd);
 }
 
 static int go_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
@@ -437,16 +432,9 @@ static int go_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, ui
 {
     go_model *m = mp;
     go_state *s = sp;
-    const go_hparams *hp = &m->hp;
-    const lb_model lm = { m->pool, &m->tok_embd, &m->output_norm, &m->output, hp->n_vocab, hp->n_layer, hp->n_embd,
-                          hp->eps, m->batch };
-    const go_layer *L = &m->layers[0];
-    const mf_weight *w[] = { &L->attn.wq, &L->attn.wk, &L->attn.wo, &L->router };
-    if (lb_alloc(&s->lb, &lm, 0, lb_attn_floats(&m->ahp, m->batch), &m->mhp, m->store, 4, w, e) ||
-        go_state_reserve(s, pos0 + (uint32_t)n, e))
-        return -1;
+    if (go_state_reserve(s, pos0 + (uint32_t)n, e)) return -1;
     go_ring_advance(s, pos0 + (uint32_t)n - 1);
-    return lb_run(&lm, &s->lb, go_layer_batch, m, s, tokens, n, pos0, all, last, e);
+    return lb_run(&m->lb, &s->lb, go_attn_batch, m, s, tokens, n, pos0, all, last, e);
 }
 
 const arch_ops arch_gptoss = {

@@ -60,7 +60,7 @@ typedef struct llama_model {
     llama_layer *layers;
     store *store;                  /* NULL for a dense model */
     mf_pool *pool;
-    int batch;                     /* tokens per prefill pass */
+    lb_model lb;                   /* the layers as layer_batch.c runs them */
 } llama_model;
 
 typedef struct llama_state {
@@ -134,6 +134,7 @@ static void llama_free(void *mp)
     llama_model *m = mp;
     if (!m) return;
     free(m->layers);
+    free(m->lb.layers);
     free(m);
 }
 
@@ -208,13 +209,38 @@ static int llama_bind_layer(binder *b, const llama_hparams *hp, llama_layer *L, 
                ? -1 : 0;
 }
 
+/* The layers as layer_batch.c sees them: a dense SwiGLU FFN with its
+ * optional biases, or Mixtral's routed experts. */
+static int llama_lb_init(llama_model *m, int n_batch, mf_error *e)
+{
+    const llama_hparams *hp = &m->hp;
+    lb_model *lm = &m->lb;
+    const llama_layer *L0 = &m->layers[0];
+    *lm = (lb_model){
+        .pool = m->pool, .store = m->store, .tok_embd = &m->tok_embd, .output_norm = &m->output_norm,
+        .output = &m->output, .n_vocab = hp->n_vocab, .n_layer = hp->n_layer, .n_embd = hp->n_embd, .eps = hp->eps,
+        .batch = n_batch > 1 ? n_batch : LB_BATCH, .n_ff = hp->n_expert ? 0 : hp->n_ff,
+        .w = { &L0->attn.wq, &L0->attn.wk, &L0->attn.wo, &L0->router, &L0->ffn_gate, &L0->ffn_down }, .n_w = 6,
+    };
+    lm->attn_floats = lb_attn_floats(&m->ahp, lm->batch);
+    lm->layers = calloc(hp->n_layer, sizeof *lm->layers);
+    if (!lm->layers) return mf_fail(e, "out of memory");
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const llama_layer *L = &m->layers[l];
+        lb_layer *B = &lm->layers[l];
+        *B = (lb_layer){ .attn_norm = L->attn_norm.data, .ffn_norm = L->ffn_norm.data, .hp = m->mhp };
+        if (hp->n_expert) B->router = &L->router;
+        else B->ffn = (lb_ffn){ &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->ffn_gate_b, &L->ffn_up_b, &L->ffn_down_b };
+    }
+    return 0;
+}
+
 static void *llama_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 {
     const gguf_file *f = ctx->f;
     llama_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     llama_hparams *hp = &m->hp;
-    m->batch = ctx->n_batch > 1 ? ctx->n_batch : LB_BATCH;
     if (llama_hparams_load(f, hp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
@@ -260,6 +286,7 @@ static void *llama_load(arch_ctx *ctx, arch_info *info, mf_error *e)
         .n_ff = (int)hp->n_ff, .gating = MOE_SOFTMAX, .norm_topk = 1,
         .weights_scale = hp->expert_scale != 0.0f ? hp->expert_scale : 1.0f,
     };
+    if (llama_lb_init(m, ctx->n_batch, e)) goto fail;
     *info = (arch_info){ hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_ctx_train, hp->n_expert, hp->n_used };
     return m;
 fail:
@@ -331,21 +358,6 @@ static int llama_state_truncate(void *sp, uint32_t n_past, mf_error *e)
     return 0;
 }
 
-/* The dense SwiGLU FFN with its optional biases. */
-static lb_ffn llama_ffn(const llama_layer *L)
-{
-    return (lb_ffn){ &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->ffn_gate_b, &L->ffn_up_b, &L->ffn_down_b };
-}
-
-/* Decode prefetch of layer l's experts from the residual stream as it is
- * (as qwen3moe.c does; Mixtral's layers share their gating). */
-static void llama_guess(llama_model *m, llama_state *s, uint32_t l)
-{
-    if (!m->store || l >= m->hp.n_layer) return;
-    const llama_layer *N = &m->layers[l];
-    lb_prefetch(m->pool, m->store, &m->mhp, (int)l, &N->router, N->ffn_norm.data, m->hp.eps, s->x, &s->ms);
-}
-
 static int llama_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     llama_model *m = mp;
@@ -355,7 +367,7 @@ static int llama_forward(void *mp, void *sp, int32_t token, uint32_t pos, float 
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (llama_state_reserve(s, pos + 1, e)) return -1;
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
-    llama_guess(m, s, 0);
+    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch of MoE files: see lb_ffn_block */
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const llama_layer *L = &m->layers[l];
         op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
@@ -363,14 +375,7 @@ static int llama_forward(void *mp, void *sp, int32_t token, uint32_t pos, float 
         attn_forward(m->pool, &m->ahp, &L->attn, kv, pos, s->h, &s->as, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
-        if (hp->n_expert) {
-            if (moe_route(m->pool, m->store, (int)l, &m->mhp, &L->router, s->h, &s->ms, NULL, e)) return -1;
-            llama_guess(m, s, l + 1);
-            moe_experts(m->pool, m->store, (int)l, &m->mhp, s->h, &s->ms, s->tmp);
-        } else {
-            const lb_ffn f = llama_ffn(L);
-            lb_ffn_one(m->pool, &f, s->h, s->ff_gate, s->ff_up, s->tmp);
-        }
+        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, s->ff_gate, s->ff_up, NULL, s->tmp, e)) return -1;
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
     }
     if (!logits) return 0;
@@ -379,28 +384,15 @@ static int llama_forward(void *mp, void *sp, int32_t token, uint32_t pos, float 
     return 0;
 }
 
-/* Layer l of llama_forward over the T tokens of a chunk (lb_run): dense
- * models are batched too, their FFN read once per chunk instead of per
- * token. */
-static int llama_layer_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b, mf_error *e)
+/* The attention of layer l over the T tokens of a chunk (lb_run). Dense
+ * files are batched too: their FFN is read once per chunk, not per token. */
+static void llama_attn_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b)
 {
     llama_model *m = mp;
     llama_state *s = sp;
-    const llama_layer *L = &m->layers[l];
-    const size_t E = m->hp.n_embd;
-    lb_rmsnorm(b->H, b->X, L->attn_norm.data, T, E, m->hp.eps);
     attn_batch_scratch as = lb_attn_scratch(b, &m->ahp, s->kv.att);
-    attn_forward_batch(m->pool, &m->ahp, &L->attn, kv_cache_layer(&s->kv, l), p0, T, b->H, E, &as, b->Y, E);
-    lb_add(b->X, b->Y, (size_t)T * E);
-    lb_rmsnorm(b->H, b->X, L->ffn_norm.data, T, E, m->hp.eps);
-    if (m->hp.n_expert) {
-        if (lb_moe_batch(m->pool, m->store, (int)l, &m->mhp, &L->router, NULL, T, b, e)) return -1;
-    } else {
-        const lb_ffn f = llama_ffn(L);
-        lb_ffn_batch(m->pool, &f, T, b, b->Y);
-    }
-    lb_add(b->X, b->Y, (size_t)T * E);
-    return 0;
+    attn_forward_batch(m->pool, &m->ahp, &m->layers[l].attn, kv_cache_layer(&s->kv, l), p0, T, b->H, m->hp.n_embd,
+                       &as, b->Y, m->hp.n_embd);
 }
 
 static int llama_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
@@ -408,16 +400,8 @@ static int llama_forward_batch(void *mp, void *sp, const int32_t *tokens, int n,
 {
     llama_model *m = mp;
     llama_state *s = sp;
-    const llama_hparams *hp = &m->hp;
-    const lb_model lm = { m->pool, &m->tok_embd, &m->output_norm, &m->output, hp->n_vocab, hp->n_layer, hp->n_embd,
-                          hp->eps, m->batch };
-    const llama_layer *L = &m->layers[0];
-    const mf_weight *w[] = { &L->attn.wq, &L->attn.wk, &L->attn.wo, &L->router, &L->ffn_gate, &L->ffn_down };
-    if (lb_alloc(&s->lb, &lm, hp->n_expert ? 0 : hp->n_ff, lb_attn_floats(&m->ahp, m->batch),
-                 hp->n_expert ? &m->mhp : NULL, m->store, 6, w, e) ||
-        llama_state_reserve(s, pos0 + (uint32_t)n, e))
-        return -1;
-    return lb_run(&lm, &s->lb, llama_layer_batch, m, s, tokens, n, pos0, all, last, e);
+    if (llama_state_reserve(s, pos0 + (uint32_t)n, e)) return -1;
+    return lb_run(&m->lb, &s->lb, llama_attn_batch, m, s, tokens, n, pos0, all, last, e);
 }
 
 const arch_ops arch_llama = {
