@@ -72,31 +72,61 @@ static void win_task(void *ctx, int ith, int nth)
     }
 }
 
-void attn_forward_window(mf_pool *pool, const attn_hparams *hp, const attn_opts *o, const attn_weights *w, kv_ring kv,
-                         uint32_t pos, const float *h, attn_scratch *s, float *out)
+/* Everything between the projections and W_o for the token at pos:
+ * biases, q/k norms, RoPE, its k and v into row pos % kv.n_rows, then its
+ * attention over the keys it sees into out. Writing before attending is
+ * what lets a ring of window rows serve: the row overwritten is the one
+ * position pos - n_rows, which pos no longer sees. */
+static void attend_one(mf_pool *pool, const attn_hparams *hp, const attn_opts *o, const attn_weights *w, kv_ring kv,
+                       uint32_t pos, float *q, float *k, float *v, float *att, float *out)
 {
     const int hd = hp->head_dim;
     const size_t q_dim = (size_t)hp->n_head * hd, kv_dim = (size_t)hp->n_head_kv * hd;
+    add_bias(q, &w->bq, q_dim);
+    add_bias(k, &w->bk, kv_dim);
+    add_bias(v, &w->bv, kv_dim);
+    if (w->q_norm.name)
+        for (int i = 0; i < hp->n_head; i++) op_rmsnorm(q + (size_t)i * hd, q + (size_t)i * hd, w->q_norm.data, (size_t)hd, hp->norm_eps);
+    if (w->k_norm.name)
+        for (int i = 0; i < hp->n_head_kv; i++) op_rmsnorm(k + (size_t)i * hd, k + (size_t)i * hd, w->k_norm.data, (size_t)hd, hp->norm_eps);
+    if (o->rope) {
+        rope_table_apply(o->rope, q, hp->n_head, hd, pos);
+        rope_table_apply(o->rope, k, hp->n_head_kv, hd, pos);
+    }
+    const size_t row = pos % kv.n_rows;
+    memcpy(kv.k + row * kv_dim, k, kv_dim * sizeof(float));
+    memcpy(kv.v + row * kv_dim, v, kv_dim * sizeof(float));
+    win_job j = { hp, q, o->sinks, kv, attn_first_key(o->window, pos), pos, att, out };
+    if (pos - j.first + 1 < 64 || pool_threads(pool) == 1) win_task(&j, 0, 1);
+    else pool_run(pool, win_task, &j);
+}
+
+void attn_forward_window(mf_pool *pool, const attn_hparams *hp, const attn_opts *o, const attn_weights *w, kv_ring kv,
+                         uint32_t pos, const float *h, attn_scratch *s, float *out)
+{
     const mf_weight *ws[3] = { &w->wq, &w->wk, &w->wv };
     float *ys[3] = { s->q, s->k, s->v };
     op_matvec_multi(pool, 3, ws, h, ys);
-    add_bias(s->q, &w->bq, q_dim);
-    add_bias(s->k, &w->bk, kv_dim);
-    add_bias(s->v, &w->bv, kv_dim);
-    if (w->q_norm.name)
-        for (int i = 0; i < hp->n_head; i++) op_rmsnorm(s->q + (size_t)i * hd, s->q + (size_t)i * hd, w->q_norm.data, (size_t)hd, hp->norm_eps);
-    if (w->k_norm.name)
-        for (int i = 0; i < hp->n_head_kv; i++) op_rmsnorm(s->k + (size_t)i * hd, s->k + (size_t)i * hd, w->k_norm.data, (size_t)hd, hp->norm_eps);
-    if (o->rope) {
-        rope_table_apply(o->rope, s->q, hp->n_head, hd, pos);
-        rope_table_apply(o->rope, s->k, hp->n_head_kv, hd, pos);
-    }
-    const size_t row = pos % kv.n_rows;
-    memcpy(kv.k + row * kv_dim, s->k, kv_dim * sizeof(float));
-    memcpy(kv.v + row * kv_dim, s->v, kv_dim * sizeof(float));
-    win_job j = { hp, s->q, o->sinks, kv, attn_first_key(o->window, pos), pos, s->att, s->out };
-    if (pos - j.first + 1 < 64 || pool_threads(pool) == 1) win_task(&j, 0, 1);
-    else pool_run(pool, win_task, &j);
+    attend_one(pool, hp, o, w, kv, pos, s->q, s->k, s->v, s->att, s->out);
     op_matvec(pool, &w->wo, s->out, out);
     add_bias(out, &w->bo, w->wo.ne[1]);
+}
+
+void attn_forward_window_batch(mf_pool *pool, const attn_hparams *hp, const attn_opts *o, const attn_weights *w,
+                               kv_ring kv, uint32_t pos0, int T, const float *H, size_t h_stride, attn_batch_scratch *s,
+                               float *OUT, size_t out_stride)
+{
+    const size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    const mf_weight *wq[1] = { &w->wq }, *wkv[2] = { &w->wk, &w->wv }, *wo[1] = { &w->wo };
+    float *yq[1] = { s->q }, *ykv[2] = { s->k, s->v }, *yo[1] = { OUT };
+    op_matmul(pool, 1, wq, H, h_stride, T, yq, q_dim, s->qbuf, s->qcap);
+    op_matmul(pool, 2, wkv, H, h_stride, T, ykv, kv_dim, s->qbuf, s->qcap);
+    /* token by token in position order: token t writes its row, which may
+     * be the ring row of a key token t - 1 still saw, only after t - 1 is
+     * done with it */
+    for (int t = 0; t < T; t++)
+        attend_one(pool, hp, o, w, kv, pos0 + (uint32_t)t, s->q + (size_t)t * q_dim, s->k + (size_t)t * kv_dim,
+                   s->v + (size_t)t * kv_dim, s->att, s->o + (size_t)t * q_dim);
+    op_matmul(pool, 1, wo, s->o, q_dim, T, yo, out_stride, s->qbuf, s->qcap);
+    for (int t = 0; t < T; t++) add_bias(OUT + (size_t)t * out_stride, &w->bo, w->wo.ne[1]);
 }

@@ -37,4 +37,15 @@ static inline uint32_t attn_first_key(uint32_t window, uint32_t pos)
 void attn_forward_window(mf_pool *pool, const attn_hparams *hp, const attn_opts *o, const attn_weights *w, kv_ring kv,
                          uint32_t pos, const float *h, attn_scratch *s, float *out);
 
+/* The same for T tokens at positions pos0.. (prefill): the projections as
+ * matrix products, then token by token in position order each token's k, v
+ * written and its attention computed before the next token writes (a ring
+ * of window rows cannot hold a chunk's keys and the keys its first tokens
+ * still see). Row t of OUT is bit-identical to attn_forward_window of token
+ * t after tokens 0..t-1. s: q and o T x q_dim, k and v T x kv_dim, att as
+ * attn_forward_window's. */
+void attn_forward_window_batch(mf_pool *pool, const attn_hparams *hp, const attn_opts *o, const attn_weights *w,
+                               kv_ring kv, uint32_t pos0, int T, const float *H, size_t h_stride, attn_batch_scratch *s,
+                               float *OUT, size_t out_stride);
+
 #endif

@@ -21,6 +21,7 @@
  */
 #include "models/arch.h"
 #include "models/blocks.h"
+#include "models/layer_batch.h"
 #include "models/mla.h"
 
 #include <math.h>
@@ -55,6 +56,7 @@ typedef struct ds2_model {
     ds2_layer *layers;
     store *store;
     mf_pool *pool;
+    lb_model lb;                            /* the layers as layer_batch.c runs them */
 } ds2_model;
 
 typedef struct ds2_state {
@@ -65,6 +67,7 @@ typedef struct ds2_state {
     float *x, *h, *tmp, *sh, *fg, *fu;
     mla_scratch as;
     moe_scratch ms;
+    lb_scratch lb;                          /* batched prefill, allocated on its first use */
 } ds2_state;
 
 #define ARCH "deepseek2"
@@ -199,6 +202,7 @@ static void ds2_free(void *mp)
     ds2_model *m = mp;
     if (!m) return;
     free(m->layers);
+    free(m->lb.layers);
     free(m);
 }
 
@@ -256,6 +260,41 @@ static int bind_ffn(binder *b, const ds2_hparams *hp, ds2_layer *L, uint32_t l)
     return bind_weight(b, &chk, 1, 3, (uint64_t[]){ F, E, N }, "blk.%u.ffn_down_exps.weight", l);
 }
 
+/* The layers as layer_batch.c sees them: leading dense layers, then
+ * routed experts with their selection bias plus the shared experts. */
+static int ds2_lb_init(ds2_model *m, int n_batch, mf_error *e)
+{
+    const ds2_hparams *hp = &m->hp;
+    lb_model *lm = &m->lb;
+    const ds2_layer *D = &m->layers[0], *M = &m->layers[hp->n_layer - 1];
+    const mla_weights *A = &D->attn;
+    *lm = (lb_model){
+        .pool = m->pool, .store = m->store, .tok_embd = &m->tok_embd, .output_norm = &m->output_norm,
+        .output = &m->output, .n_vocab = hp->n_vocab, .n_layer = hp->n_layer, .n_embd = hp->n_embd, .eps = hp->eps,
+        .batch = n_batch > 1 ? n_batch : LB_BATCH, .n_ff = (size_t)hp->n_ff_exp * hp->n_shared,
+        .w = { m->ahp.q_lora ? &A->q_a : &A->q, &A->q_b, &A->kv_a, &A->wo, &D->ffn_gate, &D->ffn_down, &M->router,
+               &M->sh_down },
+        .n_w = 8,
+    };
+    if (hp->n_dense && hp->n_ff > lm->n_ff) lm->n_ff = hp->n_ff;
+    lm->attn_floats = mla_batch_floats(&m->ahp, lm->batch);
+    lm->layers = calloc(hp->n_layer, sizeof *lm->layers);
+    if (!lm->layers) return mf_fail(e, "out of memory");
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const ds2_layer *L = &m->layers[l];
+        lb_layer *B = &lm->layers[l];
+        *B = (lb_layer){ .attn_norm = L->attn_norm.data, .ffn_norm = L->ffn_norm.data, .hp = m->mhp };
+        if (l < hp->n_dense) {
+            B->ffn = (lb_ffn){ &L->ffn_gate, &L->ffn_up, &L->ffn_down, NULL, NULL, NULL };
+            continue;
+        }
+        B->router = &L->router;
+        B->hp.sel_bias = L->sel_bias.data;   /* NULL when the layer has none */
+        if (hp->n_shared) B->ffn = (lb_ffn){ &L->sh_gate, &L->sh_up, &L->sh_down, NULL, NULL, NULL };
+    }
+    return 0;
+}
+
 static void *ds2_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 {
     const gguf_file *f = ctx->f;
@@ -292,6 +331,7 @@ static void *ds2_load(arch_ctx *ctx, arch_info *info, mf_error *e)
         .n_group_used = (int)hp->n_group_used, .norm_topk = hp->weights_norm, .weights_scale = hp->weights_scale,
         .act = MOE_SWIGLU,
     };
+    if (ds2_lb_init(m, ctx->n_batch, e)) goto fail;
     *info = (arch_info){ hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_ctx_train, hp->n_expert, hp->n_used };
     return m;
 fail:
@@ -307,6 +347,8 @@ static void ds2_state_free(void *sp)
     free(s->buf);
     free(s->as.att);
     free(s->ms.ids);
+    free(s->ms.pf_ids);
+    lb_free(&s->lb);
     free(s);
 }
 
@@ -347,10 +389,11 @@ static void *ds2_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     const size_t E = hp->n_embd, N = hp->n_expert, K = hp->n_used, F = hp->n_ff_exp;
     size_t FF = (size_t)hp->n_ff_exp * hp->n_shared;
     if (hp->n_dense && hp->n_ff > FF) FF = hp->n_ff;
-    const size_t nf = 4 * E + 2 * FF + mla_scratch_floats(&m->ahp) + 2 * N + 2 * K * F + E + K;
+    const size_t nf = 4 * E + 2 * FF + mla_scratch_floats(&m->ahp) + 2 * N + 2 * K * F + E + E + K;
     s->buf = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K, sizeof(int32_t));
-    if (!s->buf || !s->ms.ids) { ds2_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
+    if (!s->buf || !s->ms.ids || !s->ms.pf_ids) { ds2_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->buf;
     s->x = p, p += E;
     s->h = p, p += E;
@@ -365,6 +408,7 @@ static void *ds2_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->ms.gate = p, p += K * F;   /* up must follow gate (fused gate_up experts) */
     s->ms.up = p, p += K * F;
     s->ms.down = p, p += E;
+    s->ms.pf_h = p, p += E;
     s->ms.w = p;
     if (ds2_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { ds2_state_free(s); return NULL; }
     return s;
@@ -376,17 +420,6 @@ static int ds2_state_truncate(void *sp, uint32_t n_past, mf_error *e)
     return 0;
 }
 
-/* out = down(silu(gate h) * up h): the dense FFN and the shared experts. */
-static void swiglu(mf_pool *pool, const mf_weight *gate, const mf_weight *up, const mf_weight *down, const float *h,
-                   float *g, float *u, float *out)
-{
-    const mf_weight *ws[2] = { gate, up };
-    float *ys[2] = { g, u };
-    op_matvec_multi(pool, 2, ws, h, ys);
-    for (uint64_t i = 0; i < gate->ne[1]; i++) g[i] = op_silu(g[i]) * u[i];
-    op_matvec(pool, down, g, out);
-}
-
 static int ds2_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     ds2_model *m = mp;
@@ -396,29 +429,39 @@ static int ds2_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (ds2_state_reserve(s, pos + 1, e)) return -1;
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch: see lb_ffn_block */
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const ds2_layer *L = &m->layers[l];
         op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
         mla_forward(m->pool, &m->ahp, &L->attn, s->kv + (size_t)l * s->n_alloc * R, pos, s->h, &s->as, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
-        if (l < hp->n_dense) {
-            swiglu(m->pool, &L->ffn_gate, &L->ffn_up, &L->ffn_down, s->h, s->fg, s->fu, s->tmp);
-        } else {
-            moe_hparams mhp = m->mhp;
-            mhp.sel_bias = L->sel_bias.data;   /* NULL when the layer has none */
-            if (moe_forward(m->pool, m->store, (int)l, &mhp, &L->router, s->h, &s->ms, s->tmp, e)) return -1;
-            if (hp->n_shared) {
-                swiglu(m->pool, &L->sh_gate, &L->sh_up, &L->sh_down, s->h, s->fg, s->fu, s->sh);
-                for (size_t i = 0; i < E; i++) s->tmp[i] += s->sh[i];
-            }
-        }
+        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, s->fg, s->fu, s->sh, s->tmp, e)) return -1;
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
     }
     if (!logits) return 0;
     op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
     op_matvec(m->pool, &m->output, s->h, logits);
     return 0;
+}
+
+/* MLA of layer l over the T tokens of a chunk (lb_run). */
+static void ds2_attn_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b)
+{
+    ds2_model *m = mp;
+    ds2_state *s = sp;
+    const size_t E = m->hp.n_embd, R = mla_kv_row(&m->ahp);
+    mla_forward_batch(m->pool, &m->ahp, &m->layers[l].attn, s->kv + (size_t)l * s->n_alloc * R, p0, T, b->H, E, b->A,
+                      s->as.att, b->q, b->qcap, b->Y, E);
+}
+
+static int ds2_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
+                             mf_error *e)
+{
+    ds2_model *m = mp;
+    ds2_state *s = sp;
+    if (ds2_state_reserve(s, pos0 + (uint32_t)n, e)) return -1;
+    return lb_run(&m->lb, &s->lb, ds2_attn_batch, m, s, tokens, n, pos0, all, last, e);
 }
 
 const arch_ops arch_deepseek2 = {
@@ -430,4 +473,5 @@ const arch_ops arch_deepseek2 = {
     .state_truncate = ds2_state_truncate,
     .state_reserve = ds2_state_reserve,
     .forward = ds2_forward,
+    .forward_batch = ds2_forward_batch,
 };

@@ -22,6 +22,7 @@
 #include "models/arch.h"
 #include "models/attn_window.h"
 #include "models/blocks.h"
+#include "models/layer_batch.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -61,6 +62,7 @@ typedef struct glm_model {
     uint32_t n_ff_max;       /* widest dense FFN / shared expert */
     store *store;
     mf_pool *pool;
+    lb_model lb;             /* the layers as layer_batch.c runs them */
 } glm_model;
 
 typedef struct glm_state {
@@ -70,6 +72,7 @@ typedef struct glm_state {
     float *x, *h, *tmp, *tmp2, *fg, *fu;
     attn_scratch as;
     moe_scratch ms;
+    lb_scratch lb;           /* batched prefill, allocated on its first use */
 } glm_state;
 
 static int glm_hparams_load(const gguf_file *f, glm_hparams *hp, mf_error *e)
@@ -144,6 +147,7 @@ static void glm_free(void *mp)
     glm_model *m = mp;
     if (!m) return;
     free(m->layers);
+    free(m->lb.layers);
     free(m);
 }
 
@@ -192,6 +196,34 @@ static int glm_bind_layer(binder *b, const glm_hparams *hp, glm_layer *L, uint32
     return 0;
 }
 
+/* The layers as layer_batch.c sees them: leading dense layers, then
+ * routed experts with their exp_probs_b plus the shared expert. */
+static int glm_lb_init(glm_model *m, int n_batch, mf_error *e)
+{
+    const glm_hparams *hp = &m->hp;
+    lb_model *lm = &m->lb;
+    const glm_layer *D = &m->layers[0], *M = &m->layers[hp->n_layer - 1];
+    *lm = (lb_model){
+        .pool = m->pool, .store = m->store, .tok_embd = &m->tok_embd, .output_norm = &m->output_norm,
+        .output = &m->output, .n_vocab = hp->n_vocab, .n_layer = hp->n_layer, .n_embd = hp->n_embd, .eps = hp->eps,
+        .batch = n_batch > 1 ? n_batch : LB_BATCH, .n_ff = m->n_ff_max,
+        .w = { &D->attn.wq, &D->attn.wk, &D->attn.wo, &D->gate, &D->down, &M->router, &M->down }, .n_w = 7,
+    };
+    lm->attn_floats = lb_attn_floats(&m->ahp, lm->batch);
+    lm->layers = calloc(hp->n_layer, sizeof *lm->layers);
+    if (!lm->layers) return mf_fail(e, "out of memory");
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const glm_layer *L = &m->layers[l];
+        lb_layer *B = &lm->layers[l];
+        *B = (lb_layer){ .attn_norm = L->attn_norm.data, .ffn_norm = L->post_norm.data, .hp = m->mhp };
+        if (L->gate.name) B->ffn = (lb_ffn){ &L->gate, &L->up, &L->down, NULL, NULL, NULL };
+        if (!L->moe) continue;
+        B->router = &L->router;
+        B->hp.sel_bias = L->probs_b.data;
+    }
+    return 0;
+}
+
 static void *glm_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 {
     const gguf_file *f = ctx->f;
@@ -232,6 +264,7 @@ static void *glm_load(arch_ctx *ctx, arch_info *info, mf_error *e)
         .n_group = (int)hp->n_group, .n_group_used = (int)hp->n_group_used,
         .norm_topk = hp->norm_w, .weights_scale = hp->w_scale, .act = MOE_SWIGLU,
     };
+    if (glm_lb_init(m, ctx->n_batch, e)) goto fail;
     *info = (arch_info){ hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_ctx_train, hp->n_expert, hp->n_used };
     return m;
 fail:
@@ -249,6 +282,8 @@ static void glm_state_free(void *sp)
     free(s->x);
     free(s->as.att);
     free(s->ms.ids);
+    free(s->ms.pf_ids);
+    lb_free(&s->lb);
     free(s);
 }
 
@@ -286,12 +321,13 @@ static void *glm_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->n_ctx = n_ctx;
     const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff_exp, N = hp->n_expert, FF = m->n_ff_max;
-    size_t nf = 4 * E + 2 * FF + Q + 2 * KV + Q + 2 * N + 2 * K * F + E + K;
+    size_t nf = 4 * E + 2 * FF + Q + 2 * KV + Q + 2 * N + 2 * K * F + E + E + K;
     s->k = calloc(hp->n_layer, sizeof *s->k);
     s->v = calloc(hp->n_layer, sizeof *s->v);
     s->x = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K, sizeof(int32_t));
-    if (!s->k || !s->v || !s->x || !s->ms.ids) { glm_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
+    if (!s->k || !s->v || !s->x || !s->ms.ids || !s->ms.pf_ids) { glm_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->x;
     s->x = p, p += E;
     s->h = p, p += E;
@@ -308,6 +344,7 @@ static void *glm_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->ms.gate = p, p += K * F;
     s->ms.up = p, p += K * F;
     s->ms.down = p, p += E;
+    s->ms.pf_h = p, p += E;
     s->ms.w = p;
     if (glm_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { glm_state_free(s); return NULL; }
     return s;
@@ -319,18 +356,6 @@ static int glm_state_truncate(void *sp, uint32_t n_past, mf_error *e)
     return 0;
 }
 
-/* out = down(silu(gate h) * up h): the dense layers and the shared expert
- * (SwiGLU, Shazeer 2020). */
-static void glm_ffn(mf_pool *pool, const glm_layer *L, const float *h, float *g, float *u, float *out)
-{
-    const mf_weight *ws[2] = { &L->gate, &L->up };
-    float *ys[2] = { g, u };
-    op_matvec_multi(pool, 2, ws, h, ys);
-    const size_t n = L->gate.ne[1];
-    for (size_t i = 0; i < n; i++) g[i] = op_silu(g[i]) * u[i];
-    op_matvec(pool, &L->down, g, out);
-}
-
 static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     glm_model *m = mp;
@@ -340,6 +365,7 @@ static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (glm_state_reserve(s, pos + 1, e)) return -1;
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch: see lb_ffn_block */
     const attn_opts o = { &m->rope, NULL, 0 };
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const glm_layer *L = &m->layers[l];
@@ -348,23 +374,34 @@ static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
         attn_forward_window(m->pool, &m->ahp, &o, &L->attn, kv, pos, s->h, &s->as, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->post_norm.data, E, hp->eps);
-        if (!L->moe) {
-            glm_ffn(m->pool, L, s->h, s->fg, s->fu, s->tmp);
-        } else {
-            moe_hparams mhp = m->mhp;
-            mhp.sel_bias = L->probs_b.data;
-            if (moe_forward(m->pool, m->store, (int)l, &mhp, &L->router, s->h, &s->ms, s->tmp, e)) return -1;
-            if (L->gate.name) {
-                glm_ffn(m->pool, L, s->h, s->fg, s->fu, s->tmp2);
-                for (size_t i = 0; i < E; i++) s->tmp[i] += s->tmp2[i];
-            }
-        }
+        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, s->fg, s->fu, s->tmp2, s->tmp, e)) return -1;
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
     }
     if (!logits) return 0;
     op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
     op_matvec(m->pool, &m->output, s->h, logits);
     return 0;
+}
+
+/* The attention of layer l over the T tokens of a chunk (lb_run). */
+static void glm_attn_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b)
+{
+    glm_model *m = mp;
+    glm_state *s = sp;
+    const attn_opts o = { &m->rope, NULL, 0 };
+    attn_batch_scratch as = lb_attn_scratch(b, &m->ahp, s->as.att);
+    kv_ring kv = { s->k[l], s->v[l], s->n_alloc };
+    attn_forward_window_batch(m->pool, &m->ahp, &o, &m->layers[l].attn, kv, p0, T, b->H, m->hp.n_embd, &as, b->Y,
+                              m->hp.n_embd);
+}
+
+static int glm_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
+                             mf_error *e)
+{
+    glm_model *m = mp;
+    glm_state *s = sp;
+    if (glm_state_reserve(s, pos0 + (uint32_t)n, e)) return -1;
+    return lb_run(&m->lb, &s->lb, glm_attn_batch, m, s, tokens, n, pos0, all, last, e);
 }
 
 const arch_ops arch_glm4moe = {
@@ -376,4 +413,5 @@ const arch_ops arch_glm4moe = {
     .state_truncate = glm_state_truncate,
     .state_reserve = glm_state_reserve,
     .forward = glm_forward,
+    .forward_batch = glm_forward_batch,
 };

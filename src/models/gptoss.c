@@ -24,6 +24,7 @@
 #include "models/arch.h"
 #include "models/attn_window.h"
 #include "models/blocks.h"
+#include "models/layer_batch.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -64,6 +65,7 @@ typedef struct go_model {
     int any_sliding;
     store *store;
     mf_pool *pool;
+    lb_model lb;             /* the layers as layer_batch.c runs them */
 } go_model;
 
 typedef struct go_state {
@@ -76,6 +78,7 @@ typedef struct go_state {
     float *x, *h, *tmp;
     attn_scratch as;
     moe_scratch ms;
+    lb_scratch lb;           /* batched prefill, allocated on its first use */
 } go_state;
 
 static int go_hparams_load(const gguf_file *f, go_hparams *hp, mf_error *e)
@@ -149,6 +152,7 @@ static void go_free(void *mp)
     go_model *m = mp;
     if (!m) return;
     free(m->layers);
+    free(m->lb.layers);
     free(m);
 }
 
@@ -184,6 +188,31 @@ static int go_bind_layer(binder *b, const go_hparams *hp, go_layer *L, uint32_t 
         bind_weight(b, &chk, 1, 2, (uint64_t[]){ F, N }, "blk.%u.ffn_up_exps.bias", l) || bind_check_f32(b, &chk) ||
         bind_weight(b, &chk, 1, 2, (uint64_t[]){ E, N }, "blk.%u.ffn_down_exps.bias", l) || bind_check_f32(b, &chk))
         return -1;
+    return 0;
+}
+
+/* The layers as layer_batch.c sees them: routed experts with the layer's
+ * router bias, no shared or dense FFN. */
+static int go_lb_init(go_model *m, int n_batch, mf_error *e)
+{
+    const go_hparams *hp = &m->hp;
+    lb_model *lm = &m->lb;
+    const go_layer *L0 = &m->layers[0];
+    *lm = (lb_model){
+        .pool = m->pool, .store = m->store, .tok_embd = &m->tok_embd, .output_norm = &m->output_norm,
+        .output = &m->output, .n_vocab = hp->n_vocab, .n_layer = hp->n_layer, .n_embd = hp->n_embd, .eps = hp->eps,
+        .batch = n_batch > 1 ? n_batch : LB_BATCH,
+        .w = { &L0->attn.wq, &L0->attn.wk, &L0->attn.wo, &L0->router }, .n_w = 4,
+    };
+    lm->attn_floats = lb_attn_floats(&m->ahp, lm->batch);
+    lm->layers = calloc(hp->n_layer, sizeof *lm->layers);
+    if (!lm->layers) return mf_fail(e, "out of memory");
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const go_layer *L = &m->layers[l];
+        lm->layers[l] = (lb_layer){ .attn_norm = L->attn_norm.data, .ffn_norm = L->post_norm.data, .router = &L->router,
+                                    .hp = m->mhp };
+        lm->layers[l].hp.router_bias = L->router_b.data;
+    }
     return 0;
 }
 
@@ -224,6 +253,7 @@ static void *go_load(arch_ctx *ctx, arch_info *info, mf_error *e)
         .n_ff = (int)hp->n_ff_exp, .gating = MOE_SOFTMAX_TOPK, .norm_topk = 0, .weights_scale = 1.0f,
         .act = MOE_SWIGLU_OAI, .swiglu_alpha = GO_SWIGLU_ALPHA, .swiglu_limit = GO_SWIGLU_LIMIT,
     };
+    if (go_lb_init(m, ctx->n_batch, e)) goto fail;
     *info = (arch_info){ hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_ctx_train, hp->n_expert, hp->n_used };
     return m;
 fail:
@@ -241,6 +271,8 @@ static void go_state_free(void *sp)
     free(s->x);
     free(s->as.att);
     free(s->ms.ids);
+    free(s->ms.pf_ids);
+    lb_free(&s->lb);
     free(s);
 }
 
@@ -284,12 +316,13 @@ static void *go_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->n_ring = hp->n_swa < n_ctx ? hp->n_swa : n_ctx;
     const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff_exp;
-    size_t nf = 3 * E + Q + 2 * KV + Q + hp->n_expert + 2 * K * F + E + K;
+    size_t nf = 3 * E + Q + 2 * KV + Q + hp->n_expert + 2 * K * F + E + E + K;
     s->k = calloc(hp->n_layer, sizeof *s->k);
     s->v = calloc(hp->n_layer, sizeof *s->v);
     s->x = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K, sizeof(int32_t));
-    if (!s->k || !s->v || !s->x || !s->ms.ids) goto oom;
+    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
+    if (!s->k || !s->v || !s->x || !s->ms.ids || !s->ms.pf_ids) goto oom;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         if (!m->layers[l].sliding) continue;
         s->k[l] = calloc((size_t)s->n_ring * KV, sizeof(float));
@@ -308,6 +341,7 @@ static void *go_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->ms.gate = p, p += K * F;
     s->ms.up = p, p += K * F;
     s->ms.down = p, p += E;
+    s->ms.pf_h = p, p += E;
     s->ms.w = p;
     if (go_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { go_state_free(s); return NULL; }
     return s;
@@ -334,6 +368,25 @@ static int go_state_truncate(void *sp, uint32_t n_past, mf_error *e)
     return 0;
 }
 
+/* Evaluating positions up to last drops, from the rings, the positions
+ * before last + 1 - n_ring (recorded before anything is written, so that
+ * it holds even if a later layer fails). */
+static void go_ring_advance(go_state *s, uint32_t last)
+{
+    if (s->m->any_sliding && last + 1 > s->n_ring && last + 1 - s->n_ring > s->ring_lo) s->ring_lo = last + 1 - s->n_ring;
+}
+
+/* The attention options of layer L: YaRN RoPE, sinks, and the window on
+ * sliding layers; and its KV rows (a ring of n_ring rows there). */
+static attn_opts go_attn_opts(const go_model *m, const go_layer *L)
+{
+    return (attn_opts){ &m->rope, L->sinks.data, L->sliding ? m->hp.n_swa : 0 };
+}
+static kv_ring go_kv(const go_state *s, uint32_t l)
+{
+    return (kv_ring){ s->k[l], s->v[l], s->m->layers[l].sliding ? s->n_ring : s->n_alloc };
+}
+
 static int go_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     go_model *m = mp;
@@ -342,27 +395,46 @@ static int go_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *lo
     const size_t E = hp->n_embd;
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (go_state_reserve(s, pos + 1, e)) return -1;
-    /* Writing pos into the rings drops position pos - n_ring (even if a
-     * later layer fails, so this is recorded first). */
-    if (m->any_sliding && pos + 1 > s->n_ring && pos + 1 - s->n_ring > s->ring_lo) s->ring_lo = pos + 1 - s->n_ring;
+    go_ring_advance(s, pos);
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch: see lb_ffn_block */
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const go_layer *L = &m->layers[l];
         op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
-        kv_ring kv = { s->k[l], s->v[l], L->sliding ? s->n_ring : s->n_alloc };
-        attn_opts o = { &m->rope, L->sinks.data, L->sliding ? hp->n_swa : 0 };
-        attn_forward_window(m->pool, &m->ahp, &o, &L->attn, kv, pos, s->h, &s->as, s->tmp);
+        const attn_opts o = go_attn_opts(m, L);
+        attn_forward_window(m->pool, &m->ahp, &o, &L->attn, go_kv(s, l), pos, s->h, &s->as, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->post_norm.data, E, hp->eps);
-        moe_hparams mhp = m->mhp;
-        mhp.router_bias = L->router_b.data;
-        if (moe_forward(m->pool, m->store, (int)l, &mhp, &L->router, s->h, &s->ms, s->tmp, e)) return -1;
+        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, NULL, NULL, NULL, s->tmp, e)) return -1;
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
     }
     if (!logits) return 0;
     op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
     op_matvec(m->pool, &m->output, s->h, logits);
     return 0;
+}
+
+/* The attention of layer l over the T tokens of a chunk (lb_run). A chunk
+ * may be far longer than the window: attn_forward_window_batch writes each
+ * token's ring row only after the token before it has attended. */
+static void go_attn_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b)
+{
+    go_model *m = mp;
+    go_state *s = sp;
+    const attn_opts o = go_attn_opts(m, &m->layers[l]);
+    attn_batch_scratch as = lb_attn_scratch(b, &m->ahp, s->as.att);
+    attn_forward_window_batch(m->pool, &m->ahp, &o, &m->layers[l].attn, go_kv(s, l), p0, T, b->H, m->hp.n_embd, &as,
+                              b->Y, m->hp.n_embd);
+}
+
+static int go_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
+                            mf_error *e)
+{
+    go_model *m = mp;
+    go_state *s = sp;
+    if (go_state_reserve(s, pos0 + (uint32_t)n, e)) return -1;
+    go_ring_advance(s, pos0 + (uint32_t)n - 1);
+    return lb_run(&m->lb, &s->lb, go_attn_batch, m, s, tokens, n, pos0, all, last, e);
 }
 
 const arch_ops arch_gptoss = {
@@ -374,4 +446,5 @@ const arch_ops arch_gptoss = {
     .state_truncate = go_state_truncate,
     .state_reserve = go_state_reserve,
     .forward = go_forward,
+    .forward_batch = go_forward_batch,
 };

@@ -28,6 +28,7 @@
 #include "models/arch.h"
 #include "models/blocks.h"
 #include "models/kvcache.h"
+#include "models/layer_batch.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -59,6 +60,7 @@ typedef struct llama_model {
     llama_layer *layers;
     store *store;                  /* NULL for a dense model */
     mf_pool *pool;
+    lb_model lb;                   /* the layers as layer_batch.c runs them */
 } llama_model;
 
 typedef struct llama_state {
@@ -69,6 +71,7 @@ typedef struct llama_state {
     float *ff_gate, *ff_up;        /* dense FFN: n_ff each */
     attn_scratch as;
     moe_scratch ms;
+    lb_scratch lb;                 /* batched prefill, allocated on its first use */
 } llama_state;
 
 static int llama_hparams_load(const gguf_file *f, llama_hparams *hp, mf_error *e)
@@ -131,6 +134,7 @@ static void llama_free(void *mp)
     llama_model *m = mp;
     if (!m) return;
     free(m->layers);
+    free(m->lb.layers);
     free(m);
 }
 
@@ -205,6 +209,32 @@ static int llama_bind_layer(binder *b, const llama_hparams *hp, llama_layer *L, 
                ? -1 : 0;
 }
 
+/* The layers as layer_batch.c sees them: a dense SwiGLU FFN with its
+ * optional biases, or Mixtral's routed experts. */
+static int llama_lb_init(llama_model *m, int n_batch, mf_error *e)
+{
+    const llama_hparams *hp = &m->hp;
+    lb_model *lm = &m->lb;
+    const llama_layer *L0 = &m->layers[0];
+    *lm = (lb_model){
+        .pool = m->pool, .store = m->store, .tok_embd = &m->tok_embd, .output_norm = &m->output_norm,
+        .output = &m->output, .n_vocab = hp->n_vocab, .n_layer = hp->n_layer, .n_embd = hp->n_embd, .eps = hp->eps,
+        .batch = n_batch > 1 ? n_batch : LB_BATCH, .n_ff = hp->n_expert ? 0 : hp->n_ff,
+        .w = { &L0->attn.wq, &L0->attn.wk, &L0->attn.wo, &L0->router, &L0->ffn_gate, &L0->ffn_down }, .n_w = 6,
+    };
+    lm->attn_floats = lb_attn_floats(&m->ahp, lm->batch);
+    lm->layers = calloc(hp->n_layer, sizeof *lm->layers);
+    if (!lm->layers) return mf_fail(e, "out of memory");
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const llama_layer *L = &m->layers[l];
+        lb_layer *B = &lm->layers[l];
+        *B = (lb_layer){ .attn_norm = L->attn_norm.data, .ffn_norm = L->ffn_norm.data, .hp = m->mhp };
+        if (hp->n_expert) B->router = &L->router;
+        else B->ffn = (lb_ffn){ &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->ffn_gate_b, &L->ffn_up_b, &L->ffn_down_b };
+    }
+    return 0;
+}
+
 static void *llama_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 {
     const gguf_file *f = ctx->f;
@@ -256,6 +286,7 @@ static void *llama_load(arch_ctx *ctx, arch_info *info, mf_error *e)
         .n_ff = (int)hp->n_ff, .gating = MOE_SOFTMAX, .norm_topk = 1,
         .weights_scale = hp->expert_scale != 0.0f ? hp->expert_scale : 1.0f,
     };
+    if (llama_lb_init(m, ctx->n_batch, e)) goto fail;
     *info = (arch_info){ hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_ctx_train, hp->n_expert, hp->n_used };
     return m;
 fail:
@@ -270,6 +301,8 @@ static void llama_state_free(void *sp)
     kv_cache_free(&s->kv);
     free(s->x);
     free(s->ms.ids);
+    free(s->ms.pf_ids);
+    lb_free(&s->lb);
     free(s);
 }
 
@@ -293,11 +326,12 @@ static void *llama_state_new(void *mp, uint32_t n_ctx, mf_error *e)
                         .row = (size_t)hp->n_head_kv * hp->head_dim };
     const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff, N = hp->n_expert;
-    /* x h tmp | q k v out | dense gate up | router logits, K gates, K ups, down, K weights */
-    size_t nf = 3 * E + Q + 2 * KV + Q + 2 * F + N + 2 * K * F + E + K;
+    /* x h tmp | q k v out | dense gate up | router logits, K gates, K ups, down, guess input, K weights */
+    size_t nf = 3 * E + Q + 2 * KV + Q + 2 * F + N + 2 * K * F + E + E + K;
     s->x = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K ? K : 1, sizeof(int32_t));
-    if (!s->x || !s->ms.ids) { llama_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K) + 1, sizeof(int32_t));
+    if (!s->x || !s->ms.ids || !s->ms.pf_ids) { llama_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->x;
     s->x = p, p += E;
     s->h = p, p += E;
@@ -312,6 +346,7 @@ static void *llama_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->ms.gate = p, p += K * F;
     s->ms.up = p, p += K * F;
     s->ms.down = p, p += E;
+    s->ms.pf_h = p, p += E;
     s->ms.w = p;
     if (llama_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { llama_state_free(s); return NULL; }
     return s;
@@ -323,27 +358,6 @@ static int llama_state_truncate(void *sp, uint32_t n_past, mf_error *e)
     return 0;
 }
 
-static void add_bias(float *y, const mf_weight *b, size_t n)
-{
-    if (!b->name) return;
-    const float *v = b->data;
-    for (size_t i = 0; i < n; i++) y[i] += v[i];
-}
-
-/* The dense SwiGLU FFN: out = W_down(silu(W_gate h + b_g) * (W_up h + b_u)) + b_d. */
-static void llama_ffn(llama_model *m, const llama_layer *L, llama_state *s, float *out)
-{
-    const size_t F = m->hp.n_ff;
-    const mf_weight *ws[2] = { &L->ffn_gate, &L->ffn_up };
-    float *ys[2] = { s->ff_gate, s->ff_up };
-    op_matvec_multi(m->pool, 2, ws, s->h, ys);
-    add_bias(s->ff_gate, &L->ffn_gate_b, F);
-    add_bias(s->ff_up, &L->ffn_up_b, F);
-    for (size_t i = 0; i < F; i++) s->ff_gate[i] = op_silu(s->ff_gate[i]) * s->ff_up[i];
-    op_matvec(m->pool, &L->ffn_down, s->ff_gate, out);
-    add_bias(out, &L->ffn_down_b, m->hp.n_embd);
-}
-
 static int llama_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     llama_model *m = mp;
@@ -353,6 +367,7 @@ static int llama_forward(void *mp, void *sp, int32_t token, uint32_t pos, float 
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (llama_state_reserve(s, pos + 1, e)) return -1;
     op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch of MoE files: see lb_ffn_block */
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const llama_layer *L = &m->layers[l];
         op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
@@ -360,17 +375,33 @@ static int llama_forward(void *mp, void *sp, int32_t token, uint32_t pos, float 
         attn_forward(m->pool, &m->ahp, &L->attn, kv, pos, s->h, &s->as, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
-        if (hp->n_expert) {
-            if (moe_forward(m->pool, m->store, (int)l, &m->mhp, &L->router, s->h, &s->ms, s->tmp, e)) return -1;
-        } else {
-            llama_ffn(m, L, s, s->tmp);
-        }
+        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, s->ff_gate, s->ff_up, NULL, s->tmp, e)) return -1;
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
     }
     if (!logits) return 0;
     op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
     op_matvec(m->pool, &m->output, s->h, logits);
     return 0;
+}
+
+/* The attention of layer l over the T tokens of a chunk (lb_run). Dense
+ * files are batched too: their FFN is read once per chunk, not per token. */
+static void llama_attn_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b)
+{
+    llama_model *m = mp;
+    llama_state *s = sp;
+    attn_batch_scratch as = lb_attn_scratch(b, &m->ahp, s->kv.att);
+    attn_forward_batch(m->pool, &m->ahp, &m->layers[l].attn, kv_cache_layer(&s->kv, l), p0, T, b->H, m->hp.n_embd,
+                       &as, b->Y, m->hp.n_embd);
+}
+
+static int llama_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
+                               mf_error *e)
+{
+    llama_model *m = mp;
+    llama_state *s = sp;
+    if (llama_state_reserve(s, pos0 + (uint32_t)n, e)) return -1;
+    return lb_run(&m->lb, &s->lb, llama_attn_batch, m, s, tokens, n, pos0, all, last, e);
 }
 
 const arch_ops arch_llama = {
@@ -382,4 +413,5 @@ const arch_ops arch_llama = {
     .state_truncate = llama_state_truncate,
     .state_reserve = llama_state_reserve,
     .forward = llama_forward,
+    .forward_batch = llama_forward_batch,
 };

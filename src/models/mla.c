@@ -18,10 +18,12 @@
  * position from the latent (only the latent is cached). The absorbed form
  * is cheaper for every T >= 2; at T = 1 (the first position) the
  * decompressed one saves 2L - n - v, under 1% (DeepSeek-V3: 768 of 131k),
- * which does not pay for a second code path. The engine evaluates one
- * token per call, so the absorbed form is used always. (A batched prefill
- * of m queries would share one decompression of the T rows; it wins there
- * roughly when m (2L - n - v) > L (n + v), m > 170 for DeepSeek-V3.)
+ * which does not pay for a second code path. Batched prefill
+ * (mla_forward_batch) batches the projections only and keeps the absorbed
+ * attention token by token, so that its numbers are token by token's. (A
+ * prefill of m queries sharing one decompression of the T rows would win
+ * roughly when m (2L - n - v) > L (n + v), m > 170 for DeepSeek-V3, but
+ * would round differently.)
  *
  * The latent c doubles as the value: llama.cpp caches the same row, so the
  * cache is kv_lora + rope floats per token and layer, nothing per head.
@@ -194,20 +196,14 @@ static void att_task(void *ctx, int ith, int nth)
     }
 }
 
-void mla_forward(mf_pool *pool, const mla_hparams *hp, const mla_weights *w, float *kv, uint32_t pos,
-                 const float *h, mla_scratch *s, float *out)
+/* Everything between the projections and attn_output for the token at
+ * pos, whose q and [c | k_pe] are in s->q and s->kva: the latent norm,
+ * RoPE, its latent row into the cache at pos, and its attention into s->o. */
+static void attend_one(mf_pool *pool, const mla_hparams *hp, const mla_weights *w, float *kv, uint32_t pos,
+                       mla_scratch *s)
 {
     const int H = hp->n_head;
     const size_t L = (size_t)hp->kv_lora, QK = (size_t)hp->n_nope + (size_t)hp->n_rot, R = mla_kv_row(hp);
-
-    /* Both down-projections read h: one dispatch. */
-    const mf_weight *ws[2] = { hp->q_lora ? &w->q_a : &w->q, &w->kv_a };
-    float *ys[2] = { hp->q_lora ? s->qa : s->q, s->kva };
-    op_matvec_multi(pool, 2, ws, h, ys);
-    if (hp->q_lora) {
-        op_rmsnorm(s->qa, s->qa, w->q_a_norm.data, (size_t)hp->q_lora, hp->eps);
-        op_matvec(pool, &w->q_b, s->qa, s->q);
-    }
     op_rmsnorm(s->kva, s->kva, w->kv_a_norm.data, L, hp->eps);   /* c only; k_pe is not normalised */
 
     /* Decoupled RoPE on q_pe (after each head's nope dims) and k_pe. */
@@ -223,7 +219,61 @@ void mla_forward(mf_pool *pool, const mla_hparams *hp, const mla_weights *w, flo
     if (aj.n_kv < 64 || pool_threads(pool) == 1) att_task(&aj, 0, 1);
     else pool_run(pool, att_task, &aj);
 
-    /* o_j = W_UV_j olat_j, then the output projection. */
+    /* o_j = W_UV_j olat_j. */
     heads_matvec(pool, &w->v_b, H, s->olat, L, s->o, (size_t)hp->n_v);
+}
+
+void mla_forward(mf_pool *pool, const mla_hparams *hp, const mla_weights *w, float *kv, uint32_t pos,
+                 const float *h, mla_scratch *s, float *out)
+{
+    /* Both down-projections read h: one dispatch. */
+    const mf_weight *ws[2] = { hp->q_lora ? &w->q_a : &w->q, &w->kv_a };
+    float *ys[2] = { hp->q_lora ? s->qa : s->q, s->kva };
+    op_matvec_multi(pool, 2, ws, h, ys);
+    if (hp->q_lora) {
+        op_rmsnorm(s->qa, s->qa, w->q_a_norm.data, (size_t)hp->q_lora, hp->eps);
+        op_matvec(pool, &w->q_b, s->qa, s->q);
+    }
+    attend_one(pool, hp, w, kv, pos, s);
     op_matvec(pool, &w->wo, s->o, out);
+}
+
+size_t mla_batch_floats(const mla_hparams *hp, int T)
+{
+    const size_t H = (size_t)hp->n_head, L = (size_t)hp->kv_lora, R = (size_t)hp->n_rot;
+    const size_t row = (size_t)hp->q_lora + H * ((size_t)hp->n_nope + R) + (L + R) + H * (size_t)hp->n_v;
+    return (size_t)T * row + H * (L + R) + H * L;
+}
+
+void mla_forward_batch(mf_pool *pool, const mla_hparams *hp, const mla_weights *w, float *kv, uint32_t pos0, int T,
+                       const float *H, size_t h_stride, float *scratch, float *att, void *qbuf, size_t qcap, float *OUT,
+                       size_t out_stride)
+{
+    const size_t NH = (size_t)hp->n_head, R = mla_kv_row(hp);
+    const size_t QA = (size_t)hp->q_lora, Q = NH * ((size_t)hp->n_nope + (size_t)hp->n_rot), O = NH * (size_t)hp->n_v;
+    float *qa = scratch, *q = qa + (size_t)T * QA, *kva = q + (size_t)T * Q, *o = kva + (size_t)T * R;
+    mla_scratch one = { .qcat = o + (size_t)T * O, .att = att };
+    one.olat = one.qcat + NH * R;
+    /* the projections of all T tokens, as mla_forward's one by one */
+    const mf_weight *wq[1] = { hp->q_lora ? &w->q_a : &w->q }, *wkv[1] = { &w->kv_a };
+    float *yq[1] = { hp->q_lora ? qa : q }, *ykv[1] = { kva };
+    op_matmul(pool, 1, wq, H, h_stride, T, yq, hp->q_lora ? QA : Q, qbuf, qcap);
+    op_matmul(pool, 1, wkv, H, h_stride, T, ykv, R, qbuf, qcap);
+    if (hp->q_lora) {
+        for (int t = 0; t < T; t++) op_rmsnorm(qa + (size_t)t * QA, qa + (size_t)t * QA, w->q_a_norm.data, QA, hp->eps);
+        const mf_weight *wb[1] = { &w->q_b };
+        float *yb[1] = { q };
+        op_matmul(pool, 1, wb, qa, QA, T, yb, Q, qbuf, qcap);
+    }
+    /* the latent cache is not a ring: token t's row is written before it
+     * attends over rows 0..pos0 + t, as token by token */
+    for (int t = 0; t < T; t++) {
+        one.q = q + (size_t)t * Q;
+        one.kva = kva + (size_t)t * R;
+        one.o = o + (size_t)t * O;
+        attend_one(pool, hp, w, kv, pos0 + (uint32_t)t, &one);
+    }
+    const mf_weight *wo[1] = { &w->wo };
+    float *yo[1] = { OUT };
+    op_matmul(pool, 1, wo, o, O, T, yo, out_stride, qbuf, qcap);
 }

@@ -72,4 +72,15 @@ void mla_scratch_bind(const mla_hparams *hp, mla_scratch *s, float *p);
 void mla_forward(mf_pool *pool, const mla_hparams *hp, const mla_weights *w, float *kv, uint32_t pos,
                  const float *h, mla_scratch *s, float *out);
 
+/* Floats mla_forward_batch needs in scratch for T tokens. */
+size_t mla_batch_floats(const mla_hparams *hp, int T);
+
+/* The same for T tokens at positions pos0.. (prefill): the projections as
+ * matrix products (qbuf of qcap bytes holds their quantized inputs, see
+ * op_matmul), the rest token by token. Row t of OUT is bit-identical to
+ * mla_forward of token t after tokens 0..t-1. att: n_head x (pos0 + T). */
+void mla_forward_batch(mf_pool *pool, const mla_hparams *hp, const mla_weights *w, float *kv, uint32_t pos0, int T,
+                       const float *H, size_t h_stride, float *scratch, float *att, void *qbuf, size_t qcap, float *OUT,
+                       size_t out_stride);
+
 #endif
