@@ -99,6 +99,7 @@ typedef struct moe_next {
     const float *norm;         /* its pre-FFN RMSNorm weight (NULL: x as it is) */
     float eps;
     const float *x;            /* n_embd */
+    const moe_hparams *hp;     /* its gating and biases (NULL: the same as this layer's) */
 } moe_next;
 
 /* Routed experts of layer: router -> top-K -> experts from the store ->

@@ -36,7 +36,7 @@ void lb_guess(const lb_model *lm, uint32_t l, const float *x, moe_scratch *ms)
 {
     if (l >= lm->n_layer || !lm->layers[l].router) return;
     const lb_layer *L = &lm->layers[l];
-    const moe_next next = { (int)l, L->router, L->ffn_norm, lm->eps, x };
+    const moe_next next = { (int)l, L->router, L->ffn_norm, lm->eps, x, &L->hp };
     moe_prefetch(lm->pool, lm->store, &L->hp, &next, ms);
 }
 
@@ -49,10 +49,11 @@ int lb_ffn_block(const lb_model *lm, uint32_t l, const float *h, const float *x,
         lb_ffn_one(lm->pool, &L->ffn, h, g, u, out);
         return 0;
     }
-    /* the guess after the acquire: this layer's experts are pinned, so its
-     * reads cannot evict them */
-    if (moe_route(lm->pool, lm->store, (int)l, &L->hp, L->router, h, ms, NULL, e)) return -1;
-    lb_guess(lm, l + 1, x, ms);
+    /* the next layer's guess queues behind this layer's demand reads, with
+     * the next layer's own biases (moe_next.hp) */
+    const lb_layer *N = l + 1 < lm->n_layer && lm->layers[l + 1].router ? &lm->layers[l + 1] : NULL;
+    const moe_next next = { (int)l + 1, N ? N->router : NULL, N ? N->ffn_norm : NULL, lm->eps, x, N ? &N->hp : NULL };
+    if (moe_route(lm->pool, lm->store, (int)l, &L->hp, L->router, h, ms, N ? &next : NULL, e)) return -1;
     moe_experts(lm->pool, lm->store, (int)l, &L->hp, h, ms, out);
     if (L->ffn.gate) {
         lb_ffn_one(lm->pool, &L->ffn, h, g, u, sh);

@@ -97,10 +97,13 @@ static void add_vec(float *y, const void *b, int n)
 }
 
 /* The guess for next into s->pf_ids; its length, 0 when there is none. */
-static int guess(mf_pool *pool, store *st, const moe_hparams *hp, const moe_next *next, moe_scratch *s)
+static int guess(mf_pool *pool, store *st, const moe_hparams *this_hp, const moe_next *next, moe_scratch *s)
 {
     if (!next || !s->pf_h || !s->pf_ids || !store_prefetch_enabled(st) || !store_layer_has_experts(st, next->layer))
         return 0;
+    /* the next layer's own biases rank its experts (DeepSeek-V3, GLM-4.5
+     * and gpt-oss have different ones in every layer) */
+    const moe_hparams *hp = next->hp ? next->hp : this_hp;
     const int N = hp->n_expert;
     int n = moe_guess_count(hp->n_used);
     if (n > N) n = N;
@@ -150,7 +153,8 @@ int moe_route(mf_pool *pool, store *st, int layer, const moe_hparams *hp, const 
     route(hp, s);
     int n = guess(pool, st, hp, next, s); /* route is done with s->logits */
     if (n == 0) return store_acquire(st, layer, s->ids, K, s->ex, e);
-    return store_acquire_next(st, layer, s->ids, K, s->ex, next->layer, s->pf_ids, n, K, e);
+    const int next_k = next->hp ? next->hp->n_used : K;
+    return store_acquire_next(st, layer, s->ids, K, s->ex, next->layer, s->pf_ids, n, next_k, e);
 }
 
 void moe_experts(mf_pool *pool, store *st, int layer, const moe_hparams *hp, const float *h, moe_scratch *s,

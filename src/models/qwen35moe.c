@@ -508,7 +508,7 @@ static int q35_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
      * its shared expert and layer l + 1's mixer compute; layer 0's guess
      * comes from the embedding. A guess only warms the cache: the logits
      * are the same with and without it. */
-    moe_next next = { 0, &m->layers[0].router, m->layers[0].ffn_norm.data, hp->eps, s->x };
+    moe_next next = { 0, &m->layers[0].router, m->layers[0].ffn_norm.data, hp->eps, s->x, NULL };
     moe_prefetch(m->pool, m->store, &m->mhp, &next, &s->ms);
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const q35_layer *L = &m->layers[l];
@@ -520,7 +520,7 @@ static int q35_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
         const bool last = l + 1 == hp->n_layer;
         if (!last) {
             const q35_layer *N = &m->layers[l + 1];
-            next = (moe_next){ (int)l + 1, &N->router, N->ffn_norm.data, hp->eps, s->x };
+            next = (moe_next){ (int)l + 1, &N->router, N->ffn_norm.data, hp->eps, s->x, NULL };
         }
         if (moe_route(m->pool, m->store, (int)l, &m->mhp, &L->router, s->h, &s->ms, last ? NULL : &next, e)) return -1;
         moe_experts(m->pool, m->store, (int)l, &m->mhp, s->h, &s->ms, s->tmp);
