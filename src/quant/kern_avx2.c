@@ -10,7 +10,7 @@
  * The float types (f32, f16, bf16) use four 8-wide FMA accumulators: within
  * a stated tolerance of the reference, not equal to it.
  */
-#include "quant/kern_x86.h"
+#include "quant/kern_x86_n.h"
 
 KERN_NO_FP_CONTRACT
 
@@ -199,6 +199,25 @@ KERN_INLINE __m128 q6_K_group(const block_q6_K *w, const block_q8_K *a, int cnt)
 
 K_DOT(dot_q4_K, block_q4_K, q4_K_group)
 K_DOT(dot_q5_K, block_q5_K, q5_K_group)
+
+/* ---- several tokens (kern_x86_n.h) ---- */
+
+/* q4_K/q5_K, one token: level bytes times activations in int16 pairs
+ * (vpmaddubsw), times the sub-block's scale into int32 (vpmaddwd). */
+KERN_INLINE __m256i k4n_sum(const __m256i lv[8], const int32_t sc[8], const block_q8_K *a)
+{
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+    for (int j = 0; j < 4; j++) {
+        const __m256i pl = _mm256_maddubs_epi16(lv[2 * j], load32(a->qs + 64 * j));
+        const __m256i pu = _mm256_maddubs_epi16(lv[2 * j + 1], load32(a->qs + 64 * j + 32));
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(pl, _mm256_set1_epi32(sc[2 * j])));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(pu, _mm256_set1_epi32(sc[2 * j + 1])));
+    }
+    return _mm256_add_epi32(s0, s1);
+}
+
+K4N_DEFINE(dot_n_q4_K, block_q4_K, NULL, k4n_sum)
+K4N_DEFINE(dot_n_q5_K, block_q5_K, w[b].qh, k4n_sum)
 K_DOT(dot_q6_K, block_q6_K, q6_K_group)
 
 K_DOT(dot_q2_K, block_q2_K, q2_K_group)
@@ -251,6 +270,8 @@ void kern_fill_avx2(quant_kernel_set *s)
     s->k[MF_TYPE_MXFP4].vec_dot = dot_mxfp4;
     s->k[MF_TYPE_Q4_K].vec_dot = dot_q4_K;
     s->k[MF_TYPE_Q5_K].vec_dot = dot_q5_K;
+    s->k[MF_TYPE_Q4_K].vec_dot_n = dot_n_q4_K;
+    s->k[MF_TYPE_Q5_K].vec_dot_n = dot_n_q5_K;
     s->k[MF_TYPE_Q6_K].vec_dot = dot_q6_K;
     s->k[MF_TYPE_Q2_K].vec_dot = dot_q2_K;
     s->k[MF_TYPE_Q3_K].vec_dot = dot_q3_K;

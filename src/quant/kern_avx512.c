@@ -17,7 +17,7 @@
  * equal bit for bit to kern_scalar.c; f32/f16/bf16 use 16-wide FMA
  * accumulators (stated tolerance, tests/test_kernels.c).
  */
-#include "quant/kern_x86.h"
+#include "quant/kern_x86_n.h"
 
 KERN_NO_FP_CONTRACT
 
@@ -163,6 +163,31 @@ K4_GROUP(q5_K_group, block_q5_K, w[k].qh)
 K_DOT(dot_q4_K, block_q4_K, q4_K_group)
 K_DOT(dot_q5_K, block_q5_K, q5_K_group)
 
+/* ---- several tokens (kern_x86_n.h) ---- */
+
+/* q4_K/q5_K, one token: each sub-block's level bytes times activations
+ * into int32 lanes of four products (vpdpbusd), two sub-blocks' lanes
+ * packed to int16 (|lane| <= 4 * 31 * 127 < 2^15: exact), and those
+ * times their scales into int32 (vpdpwssd): three multiplies per 64
+ * values where vpmaddubsw + vpdpwssd take four. */
+KERN_INLINE __m256i k4n_sum(const __m256i lv[8], const int32_t sc[8], const block_q8_K *a)
+{
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+    for (int j = 0; j < 4; j++) {
+        const __m256i z = _mm256_setzero_si256();
+        const __m256i pl = _mm256_dpbusd_epi32(z, lv[2 * j], load32(a->qs + 64 * j));
+        const __m256i pu = _mm256_dpbusd_epi32(z, lv[2 * j + 1], load32(a->qs + 64 * j + 32));
+        /* packs: per 128-bit lane, 4 int16 of pl then 4 of pu */
+        const __m256i sp = _mm256_blend_epi32(_mm256_set1_epi32(sc[2 * j]), _mm256_set1_epi32(sc[2 * j + 1]), 0xcc);
+        if (j % 2) s1 = _mm256_dpwssd_epi32(s1, _mm256_packs_epi32(pl, pu), sp);
+        else s0 = _mm256_dpwssd_epi32(s0, _mm256_packs_epi32(pl, pu), sp);
+    }
+    return _mm256_add_epi32(s0, s1);
+}
+
+K4N_DEFINE(dot_n_q4_K, block_q4_K, NULL, k4n_sum)
+K4N_DEFINE(dot_n_q5_K, block_q5_K, w[b].qh, k4n_sum)
+
 /* v * s per int32 lane, for |v| < 2^15 and s_lanes = (scale, 0) int16 pairs. */
 static inline __m512i scale_lanes(__m512i v, __m512i s) { return _mm512_madd_epi16(v, s); }
 
@@ -258,6 +283,8 @@ void kern_fill_avx512(quant_kernel_set *s)
     s->k[MF_TYPE_MXFP4].vec_dot = dot_mxfp4;
     s->k[MF_TYPE_Q4_K].vec_dot = dot_q4_K;
     s->k[MF_TYPE_Q5_K].vec_dot = dot_q5_K;
+    s->k[MF_TYPE_Q4_K].vec_dot_n = dot_n_q4_K;
+    s->k[MF_TYPE_Q5_K].vec_dot_n = dot_n_q5_K;
     s->k[MF_TYPE_Q6_K].vec_dot = dot_q6_K;
     s->k[MF_TYPE_Q2_K].vec_dot = dot_q2_K;
     s->k[MF_TYPE_Q3_K].vec_dot = dot_q3_K;

@@ -65,6 +65,16 @@ typedef void (*quant_act_fn)(const float *x, void *dst, size_t n);
  * row type's activation type (for float activations, act is the float x). */
 typedef float (*quant_vec_dot_fn)(const void *row, const void *act, size_t n);
 
+/* The most activation vectors one vec_dot_n call takes. */
+#define QUANT_NTOK_MAX 8
+/* The same row against ntok (1..QUANT_NTOK_MAX) activation vectors, the
+ * one of token t at act + t * act_stride bytes: out[t] is equal bit for bit
+ * to vec_dot(row, act + t * act_stride, n). The weights of each block are
+ * unpacked once and reused for every token (prefill: op_matmul), which is
+ * where a batch of tokens saves its time over token-by-token matvecs. */
+typedef void (*quant_vec_dot_n_fn)(const void *row, const void *act, size_t act_stride, size_t n, int ntok,
+                                   float *out);
+
 typedef enum quant_simd {
     QUANT_SIMD_SCALAR = 0,
     QUANT_SIMD_AVX2 = 1,
@@ -76,7 +86,19 @@ typedef enum quant_simd {
 typedef struct quant_kernel {
     uint32_t act_type;         /* MF_TYPE_F32, MF_TYPE_Q8_0 or MF_TYPE_Q8_K */
     quant_vec_dot_fn vec_dot;  /* NULL: the type cannot be computed */
+    quant_vec_dot_n_fn vec_dot_n; /* NULL: quant_dot_n loops over vec_dot */
 } quant_kernel;
+
+/* vec_dot_n where the kernel has one, else vec_dot token by token. */
+static inline void quant_dot_n(const quant_kernel *k, const void *row, const void *act, size_t act_stride, size_t n,
+                               int ntok, float *out)
+{
+    if (k->vec_dot_n) {
+        k->vec_dot_n(row, act, act_stride, n, ntok, out);
+        return;
+    }
+    for (int t = 0; t < ntok; t++) out[t] = k->vec_dot(row, (const uint8_t *)act + (size_t)t * act_stride, n);
+}
 
 typedef struct quant_kernel_set {
     quant_simd simd;
