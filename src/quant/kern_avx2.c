@@ -204,20 +204,34 @@ K_DOT(dot_q5_K, block_q5_K, q5_K_group)
 
 /* q4_K/q5_K, one token: level bytes times activations in int16 pairs
  * (vpmaddubsw), times the sub-block's scale into int32 (vpmaddwd). */
-KERN_INLINE __m256i k4n_sum(const __m256i lv[8], const int32_t sc[8], const block_q8_K *a)
+KERN_INLINE void k4n_sum(const k4n_w *u, const block_q8_K *a, __m256i *s, __m256i *m)
 {
     __m256i s0 = _mm256_setzero_si256(), s1 = s0;
     for (int j = 0; j < 4; j++) {
-        const __m256i pl = _mm256_maddubs_epi16(lv[2 * j], load32(a->qs + 64 * j));
-        const __m256i pu = _mm256_maddubs_epi16(lv[2 * j + 1], load32(a->qs + 64 * j + 32));
-        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(pl, _mm256_set1_epi32(sc[2 * j])));
-        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(pu, _mm256_set1_epi32(sc[2 * j + 1])));
+        const __m256i pl = _mm256_maddubs_epi16(u->lv[2 * j], load32(a->qs + 64 * j));
+        const __m256i pu = _mm256_maddubs_epi16(u->lv[2 * j + 1], load32(a->qs + 64 * j + 32));
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(pl, _mm256_set1_epi32(u->sc[2 * j])));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(pu, _mm256_set1_epi32(u->sc[2 * j + 1])));
     }
-    return _mm256_add_epi32(s0, s1);
+    *s = _mm256_add_epi32(s0, s1);
+    *m = k4n_mins(u, a);
 }
 
-K4N_DEFINE(dot_n_q4_K, block_q4_K, NULL, k4n_sum)
-K4N_DEFINE(dot_n_q5_K, block_q5_K, w[b].qh, k4n_sum)
+/* q6_K, one token: as q6_block, the -32 correction from the bsums. */
+KERN_INLINE void q6n_sum(const q6n_w *u, const block_q8_K *a, __m256i *s, __m256i *m)
+{
+    __m256i s0 = _mm256_madd_epi16(load32(a->bsums), u->nsc), s1 = _mm256_setzero_si256();
+    for (int k = 0; k < 8; k += 2) {
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(u->sv[k], _mm256_maddubs_epi16(u->q[k], load32(a->qs + 32 * k))));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(u->sv[k + 1], _mm256_maddubs_epi16(u->q[k + 1], load32(a->qs + 32 * k + 32))));
+    }
+    *s = _mm256_add_epi32(s0, s1);
+    (void)m;
+}
+
+KN_DEFINE(dot_n_q4_K, block_q4_K, k4n_w, q4n_unpack, k4n_sum, K4N_CONTRIB)
+KN_DEFINE(dot_n_q5_K, block_q5_K, k4n_w, q5n_unpack, k4n_sum, K4N_CONTRIB)
+KN_DEFINE(dot_n_q6_K, block_q6_K, q6n_w, q6n_unpack, q6n_sum, Q6N_CONTRIB)
 K_DOT(dot_q6_K, block_q6_K, q6_K_group)
 
 K_DOT(dot_q2_K, block_q2_K, q2_K_group)
@@ -272,6 +286,7 @@ void kern_fill_avx2(quant_kernel_set *s)
     s->k[MF_TYPE_Q5_K].vec_dot = dot_q5_K;
     s->k[MF_TYPE_Q4_K].vec_dot_n = dot_n_q4_K;
     s->k[MF_TYPE_Q5_K].vec_dot_n = dot_n_q5_K;
+    s->k[MF_TYPE_Q6_K].vec_dot_n = dot_n_q6_K;
     s->k[MF_TYPE_Q6_K].vec_dot = dot_q6_K;
     s->k[MF_TYPE_Q2_K].vec_dot = dot_q2_K;
     s->k[MF_TYPE_Q3_K].vec_dot = dot_q3_K;

@@ -339,6 +339,53 @@ static float dot_q6_K(const void *row, const void *act, size_t n)
     return kern_acc4_finish(acc);
 }
 
+/* q6_K against several tokens: the 256 levels - 32 unpacked once into 16
+ * registers (v[8h + 4g + c]: values 128h + 32c + 16g .. + 15, scale
+ * 8h + 2c + g), then per token each one's int32 lanes times its scale
+ * (vmlaq_n_s32), reduced once: dot_q6_K's integer, its float steps. */
+static void dot_n_q6_K(const void *row, const void *act, size_t stride, size_t n, int ntok, float *out)
+{
+    const block_q6_K *w = row;
+    const uint8x16_t m4 = vdupq_n_u8(0x0f), m3 = vdupq_n_u8(3);
+    const int8x16_t m32 = vdupq_n_s8(32);
+    float acc[QUANT_NTOK_MAX][4];
+    const uint8_t *x = act;
+    for (; ntok > 0; ntok -= QUANT_NTOK_MAX, x += QUANT_NTOK_MAX * stride, out += QUANT_NTOK_MAX) {
+        const int nt = ntok < QUANT_NTOK_MAX ? ntok : QUANT_NTOK_MAX;
+        memset(acc, 0, sizeof acc);
+        for (size_t b = 0; b < n / QK_K; b++) {
+            int8x16_t v[16];
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *ql = w[b].ql + 64 * h, *qh = w[b].qh + 32 * h;
+                for (int g = 0; g < 2; g++) {
+                    const uint8x16_t hb = vld1q_u8(qh + 16 * g);
+                    const uint8x16_t l0 = vld1q_u8(ql + 16 * g), l1 = vld1q_u8(ql + 32 + 16 * g);
+                    const uint8x16_t lo[4] = { vandq_u8(l0, m4), vandq_u8(l1, m4), vshrq_n_u8(l0, 4), vshrq_n_u8(l1, 4) };
+                    const uint8x16_t hi[4] = { vandq_u8(hb, m3), vandq_u8(vshrq_n_u8(hb, 2), m3),
+                                               vandq_u8(vshrq_n_u8(hb, 4), m3), vshrq_n_u8(hb, 6) };
+                    for (int c = 0; c < 4; c++)
+                        v[8 * h + 4 * g + c] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo[c], vshlq_n_u8(hi[c], 4))), m32);
+                }
+            }
+            const float dw = f16(w[b].d);
+            for (int t = 0; t < nt; t++) {
+                const block_q8_K *a = (const block_q8_K *)(const void *)(x + (size_t)t * stride) + b;
+                int32x4_t sum = vdupq_n_s32(0);
+                for (int h = 0; h < 2; h++)
+                    for (int g = 0; g < 2; g++)
+                        for (int c = 0; c < 4; c++) {
+                            const int32x4_t p = vdotq_s32(vdupq_n_s32(0), v[8 * h + 4 * g + c],
+                                                          vld1q_s8(a->qs + 128 * h + 32 * c + 16 * g));
+                            sum = vmlaq_n_s32(sum, p, w[b].scales[8 * h + 2 * c + g]);
+                        }
+                const float d = a->d * dw;
+                acc[t][b & 3] += d * (float)vaddvq_s32(sum);
+            }
+        }
+        for (int t = 0; t < nt; t++) out[t] = kern_acc4_finish(acc[t]);
+    }
+}
+
 /* q2_K: value 128h + 32c + 16g + l is bits 2c of qs[32h + 16g + l],
  * sub-block 8h + 2c + g; scales low nibbles, mins high nibbles. Each
  * sub-block's 4 lanes of products are scaled and summed in int32 lanes. */
@@ -480,6 +527,7 @@ void kern_fill_neon(quant_kernel_set *s)
     s->k[MF_TYPE_Q5_K].vec_dot = dot_q5_K;
     s->k[MF_TYPE_Q5_K].vec_dot_n = dot_n_q5_K;
     s->k[MF_TYPE_Q6_K].vec_dot = dot_q6_K;
+    s->k[MF_TYPE_Q6_K].vec_dot_n = dot_n_q6_K;
     s->k[MF_TYPE_Q2_K].vec_dot = dot_q2_K;
     s->k[MF_TYPE_Q3_K].vec_dot = dot_q3_K;
     s->k[MF_TYPE_IQ4_XS].vec_dot = dot_iq4_xs;

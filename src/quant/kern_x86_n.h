@@ -57,65 +57,28 @@ KERN_INLINE void kn_finish(__m256 acc[4], size_t nb, int ntok, float *out)
     memcpy(out, o, sizeof(float) * (size_t)ntok);
 }
 
-/* ---- q4_K / q5_K ---- */
-
-/* One superblock's weights, unpacked: the 32 levels of each sub-block j
- * (lv[j], 0..31 as bytes), its scale as an int16 pair (sc[j], for a 32-bit
- * broadcast), and min j twice as int16 for the two bsums of sub-block j
- * (*mins: one vpmaddwd with the bsums gives the 8 min products). */
-KERN_INLINE void k4n_unpack(const uint8_t *qs, const uint8_t *qh, const uint8_t *scales, __m256i lv[8],
-                            int32_t sc[8], __m256i *mins)
-{
-    const __m256i ms = _mm256_cvtepu8_epi16(k4_scales(scales));
-    const __m128i s16 = _mm256_castsi256_si128(ms);
-    _mm256_storeu_si256((__m256i *)sc, _mm256_set_m128i(_mm_unpackhi_epi16(s16, s16), _mm_unpacklo_epi16(s16, s16)));
-    const __m128i m16 = _mm256_extracti128_si256(ms, 1);
-    *mins = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
-    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
-    const __m256i hbits = qh ? load32(qh) : _mm256_setzero_si256();
-    for (int j = 0; j < 4; j++) {
-        const __m256i q4 = load32(qs + 32 * j);
-        lv[2 * j] = _mm256_and_si256(q4, m4);
-        lv[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-        if (qh) {
-            lv[2 * j] = _mm256_or_si256(lv[2 * j], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
-            lv[2 * j + 1] = _mm256_or_si256(lv[2 * j + 1],
-                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
-        }
-    }
-}
-
-/* One pass of NT tokens over the row: per superblock the integer sums of
- * each token (TSUM(lv, sc, a): the int32 lanes of sum_j sc_j * q_j.a_j for
- * the unpacked weights and token a), the mins, and the float contribution
- * of every token lane, added into acc[b % 4]. */
-#define K4N_DEFINE(name, wtype, QH, TSUM)                                                          \
-    KERN_INLINE void name##_pass(const wtype *w, const uint8_t *act, size_t stride, size_t nb, int ntok,     \
-                                 float *out, const int NT)                                           \
+/* One pass of NT tokens over a row of K-quant superblocks. Per superblock:
+ * UNPACK(&w[b], &u) its weights into u (of type utype) once; for each
+ * token, TSUM(&u, a, &s, &m) its integer sums as int32 lanes (s: the
+ * scaled level sums, m: the mins' sums, if the format has mins); then
+ * CONTRIB(&w[b], ad, s, m) the float contributions, lane t for token t (ad:
+ * the tokens' activation scales), added into acc[b % 4]. */
+#define KN_DEFINE(name, wtype, utype, UNPACK, TSUM, CONTRIB)                                       \
+    KERN_INLINE void name##_pass(const wtype *w, const uint8_t *act, size_t stride, size_t nb, int ntok, \
+                                 float *out, const int NT)                                     \
     {                                                                                          \
         const uint8_t *p[8];                                                                   \
         kn_tokens(act, stride, ntok, NT, p);                                                   \
         __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() }; \
         for (size_t b = 0; b < nb; b++) {                                                      \
-            __m256i lv[8];                                                                     \
-            int32_t sc[8];                                                                     \
-            __m256i mins;                                                                      \
-            k4n_unpack(w[b].qs, QH, w[b].scales, lv, sc, &mins);                               \
-            __m256i s[8];                                                                      \
-            __m256i m[8];                                                                      \
+            utype u;                                                                           \
+            UNPACK(&w[b], &u);                                                                 \
+            __m256i s[8], m[8];                                                                \
             for (int t = 0; t < 8; t++) s[t] = m[t] = _mm256_setzero_si256();                  \
             const size_t boff = b * sizeof(block_q8_K);                                        \
-            for (int t = 0; t < NT; t++) {                                                     \
-                const block_q8_K *a = (const block_q8_K *)(p[t] + boff);                       \
-                s[t] = TSUM(lv, sc, a);                                                        \
-                m[t] = _mm256_madd_epi16(mins, load32(a->bsums));                              \
-            }                                                                                  \
+            for (int t = 0; t < NT; t++) TSUM(&u, (const block_q8_K *)(p[t] + boff), &s[t], &m[t]); \
             const __m256 ad = kn_act_d(p, boff + offsetof(block_q8_K, d), NT);                 \
-            const __m256 d = _mm256_mul_ps(ad, _mm256_set1_ps(f16(w[b].d)));                   \
-            const __m256 dmin = _mm256_mul_ps(ad, _mm256_set1_ps(f16(w[b].dmin)));             \
-            const __m256 c = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(hsum8_i32x8(s))), \
-                                           _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(hsum8_i32x8(m)))); \
-            acc[b % 4] = _mm256_add_ps(acc[b % 4], c);                                         \
+            acc[b % 4] = _mm256_add_ps(acc[b % 4], CONTRIB(&w[b], ad, s, m));                  \
         }                                                                                      \
         kn_finish(acc, nb, ntok, out);                                                         \
     }                                                                                          \
@@ -128,5 +91,92 @@ KERN_INLINE void k4n_unpack(const uint8_t *qs, const uint8_t *qh, const uint8_t 
             else name##_pass(w, x, stride, n / QK_K, ntok, out, 4);                            \
         }                                                                                      \
     }
+
+/* ---- q4_K / q5_K ---- */
+
+/* A superblock unpacked: the 32 levels of each sub-block j (lv[j], 0..31
+ * as bytes), its scale as an int16 pair (sc[j], for a 32-bit broadcast),
+ * and min j twice as int16, for the two bsums of sub-block j (one vpmaddwd
+ * with the bsums gives the 8 min products). */
+typedef struct k4n_w {
+    __m256i lv[8];
+    int32_t sc[8];
+    __m256i mins;
+} k4n_w;
+
+KERN_INLINE void k4n_unpack(const uint8_t *qs, const uint8_t *qh, const uint8_t *scales, k4n_w *u)
+{
+    const __m256i ms = _mm256_cvtepu8_epi16(k4_scales(scales));
+    const __m128i s16 = _mm256_castsi256_si128(ms);
+    _mm256_storeu_si256((__m256i *)u->sc, _mm256_set_m128i(_mm_unpackhi_epi16(s16, s16), _mm_unpacklo_epi16(s16, s16)));
+    const __m128i m16 = _mm256_extracti128_si256(ms, 1);
+    u->mins = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    const __m256i hbits = qh ? load32(qh) : _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+        const __m256i q4 = load32(qs + 32 * j);
+        __m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+        if (qh) {
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
+        }
+        u->lv[2 * j] = lo;
+        u->lv[2 * j + 1] = hi;
+    }
+}
+
+KERN_INLINE void q4n_unpack(const block_q4_K *w, k4n_w *u) { k4n_unpack(w->qs, NULL, w->scales, u); }
+KERN_INLINE void q5n_unpack(const block_q5_K *w, k4n_w *u) { k4n_unpack(w->qs, w->qh, w->scales, u); }
+
+/* d * isum - dmin * isum_m, d = a.d * w.d, dmin = a.d * w.dmin */
+#define K4N_CONTRIB(w, ad, s, m)                                                                   \
+    _mm256_sub_ps(_mm256_mul_ps(_mm256_mul_ps(ad, _mm256_set1_ps(f16((w)->d))), _mm256_cvtepi32_ps(hsum8_i32x8(s))), \
+                  _mm256_mul_ps(_mm256_mul_ps(ad, _mm256_set1_ps(f16((w)->dmin))), _mm256_cvtepi32_ps(hsum8_i32x8(m))))
+
+/* the mins' part of a token's sums, for both x86 files */
+KERN_INLINE __m256i k4n_mins(const k4n_w *u, const block_q8_K *a) { return _mm256_madd_epi16(u->mins, load32(a->bsums)); }
+
+/* ---- q6_K ---- */
+
+/* A superblock unpacked: levels 0..63 of values 32k .. 32k + 31 (q[k]),
+ * for vpmaddubsw the int16 scale of each of its 16 (sv[k]: 8 copies of
+ * scale 2k, 8 of 2k + 1, one per 128-bit half), for the VNNI kernel the
+ * int16 scales of two vectors' int32 lanes packed together (sp[k]: see
+ * kern_avx512.c), and -32 * scale as int16 (nsc: the levels are stored
+ * +32, and -32 * sum_s sc_s * bsum_s is one vpmaddwd with the bsums). */
+typedef struct q6n_w {
+    __m256i q[8], sv[8], sp[4], nsc;
+} q6n_w;
+
+KERN_INLINE void q6n_unpack(const block_q6_K *w, q6n_w *u)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)w->scales);
+    u->nsc = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_set1_epi16(-32));
+    for (int h = 0; h < 2; h++) {
+        const __m256i l0 = load32(w->ql + 64 * h), l1 = load32(w->ql + 64 * h + 32);
+        const __m256i hb = load32(w->qh + 32 * h);
+        __m256i *q = u->q + 4 * h;
+        q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+        q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4));
+        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4));
+        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4));
+    }
+    for (int k = 0; k < 8; k++) u->sv[k] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pair_shuffle(k)));
+    /* vectors 2i and 2i + 1: 128-bit half g holds scale 4i + g four times, then 4i + 2 + g */
+    for (int i = 0; i < 4; i++) {
+        const __m128i pat = _mm_setr_epi8((char)(4 * i), (char)(4 * i), (char)(4 * i), (char)(4 * i), (char)(4 * i + 2),
+                                          (char)(4 * i + 2), (char)(4 * i + 2), (char)(4 * i + 2), (char)(4 * i + 1),
+                                          (char)(4 * i + 1), (char)(4 * i + 1), (char)(4 * i + 1), (char)(4 * i + 3),
+                                          (char)(4 * i + 3), (char)(4 * i + 3), (char)(4 * i + 3));
+        u->sp[i] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pat));
+    }
+}
+
+/* (a.d * w.d) * isum */
+#define Q6N_CONTRIB(w, ad, s, m) \
+    _mm256_mul_ps(_mm256_mul_ps(ad, _mm256_set1_ps(f16((w)->d))), _mm256_cvtepi32_ps(hsum8_i32x8(s)))
 
 #endif
