@@ -104,16 +104,16 @@ static inline __m128i reduce4(__m512i v0, __m512i v1, __m512i v2, __m512i v3)
  * vpdpwssd. On CPUs that split 512-bit operations in two (Zen 4) this is
  * faster than 64-byte vectors. */
 KERN_INLINE __m256i k4_block(const uint8_t *qs, const uint8_t *qh, const uint8_t *scales, const block_q8_K *a,
-                             __m128i *mins)
+                             __m256i *mins)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    const __m128i sm = k4_scales(scales);
-    const __m256i ms = _mm256_cvtepu8_epi16(sm);
-    int16_t sc[16];
-    _mm256_storeu_si256((__m256i *)sc, ms);
-    const __m256i bs = load32(a->bsums);
-    const __m128i q8s = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    *mins = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), q8s);
+    const __m256i ms = _mm256_cvtepu8_epi16(k4_scales(scales));
+    const __m128i s16 = _mm256_castsi256_si128(ms), m16 = _mm256_extracti128_si256(ms, 1);
+    /* min j twice, against the two bsums of sub-block j */
+    *mins = _mm256_madd_epi16(_mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16)),
+                              load32(a->bsums));
+    /* scale j twice (an int16 pair), scales 2i and 2i+1 in the halves of sp */
+    const __m256i sc2 = _mm256_set_m128i(_mm_unpackhi_epi16(s16, s16), _mm_unpacklo_epi16(s16, s16));
     const __m256i hbits = qh ? load32(qh) : _mm256_setzero_si256();
     const __m256i b4 = _mm256_set1_epi8(0x10);
     __m256i s0 = _mm256_setzero_si256(), s1 = s0;
@@ -127,10 +127,12 @@ KERN_INLINE __m256i k4_block(const uint8_t *qs, const uint8_t *qh, const uint8_t
             ql = _mm256_ternarylogic_epi32(ql, hl, b4, 0xf8);
             qu = _mm256_ternarylogic_epi32(qu, hu, b4, 0xf8);
         }
-        const __m256i pl = _mm256_maddubs_epi16(ql, load32(a->qs + 64 * j));
-        const __m256i pu = _mm256_maddubs_epi16(qu, load32(a->qs + 64 * j + 32));
-        s0 = _mm256_dpwssd_epi32(s0, pl, _mm256_set1_epi16(sc[2 * j]));
-        s1 = _mm256_dpwssd_epi32(s1, pu, _mm256_set1_epi16(sc[2 * j + 1]));
+        const __m256i z = _mm256_setzero_si256();
+        const __m256i pl = _mm256_dpbusd_epi32(z, ql, load32(a->qs + 64 * j));
+        const __m256i pu = _mm256_dpbusd_epi32(z, qu, load32(a->qs + 64 * j + 32));
+        const __m256i sp = _mm256_permutevar8x32_epi32(sc2, _mm256_setr_epi32(2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1));
+        if (j % 2) s1 = _mm256_dpwssd_epi32(s1, _mm256_packs_epi32(pl, pu), sp);
+        else s0 = _mm256_dpwssd_epi32(s0, _mm256_packs_epi32(pl, pu), sp);
     }
     return _mm256_add_epi32(s0, s1);
 }
@@ -138,18 +140,16 @@ KERN_INLINE __m256i k4_block(const uint8_t *qs, const uint8_t *qh, const uint8_t
 #define K4_GROUP(name, wtype, QH)                                                                  \
     KERN_INLINE __m128 name(const wtype *w, const block_q8_K *a, int cnt)                         \
     {                                                                                          \
-        __m256i s[4];                                                                          \
-        __m128i m[4];                                                                          \
+        __m256i s[4], m[4];                                                                    \
         for (int k = 0; k < 4; k++) {                                                          \
             if (k < cnt) {                                                                     \
                 s[k] = k4_block(w[k].qs, QH, w[k].scales, &a[k], &m[k]);                       \
             } else {                                                                           \
-                s[k] = _mm256_setzero_si256();                                                 \
-                m[k] = _mm_setzero_si128();                                                    \
+                s[k] = m[k] = _mm256_setzero_si256();                                          \
             }                                                                                  \
         }                                                                                      \
         const __m128i isum = hsum4_i32x8(s[0], s[1], s[2], s[3]);                              \
-        const __m128i isum_m = _mm_hadd_epi32(_mm_hadd_epi32(m[0], m[1]), _mm_hadd_epi32(m[2], m[3])); \
+        const __m128i isum_m = hsum4_i32x8(m[0], m[1], m[2], m[3]);                            \
         const __m128 ad = ACTD4(a, cnt);                                                       \
         __m128 dw, dmw;                                                                        \
         K4_D_DMIN(w, cnt, &dw, &dmw);                                                          \
