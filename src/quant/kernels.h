@@ -45,6 +45,11 @@
  * q4_1/q5_1 and the float-activation types other than f32/f16/bf16 run
  * the scalar kernels everywhere.
  *
+ * Several tokens (vec_dot_n, prefill): q4_K, q5_K and q6_K on AVX2,
+ * AVX-512 (kern_x86_n.h) and NEON unpack each weight block once for up to
+ * QUANT_NTOK_MAX tokens; every other type and the scalar set loop over
+ * vec_dot (quant_dot_n). Either way out[t] is vec_dot's result, bit for bit.
+ *
  * Selection: the best variant the CPU supports (CPUID and XGETBV on x86,
  * hwcaps on aarch64), unless MF_SIMD=scalar|avx2|avx512|neon asks for less
  * (a variant the CPU lacks falls back to the best one below it), so tests
