@@ -199,6 +199,11 @@ KERN_INLINE __m128 q6_K_group(const block_q6_K *w, const block_q8_K *a, int cnt)
 
 K_DOT(dot_q4_K, block_q4_K, q4_K_group)
 K_DOT(dot_q5_K, block_q5_K, q5_K_group)
+K_DOT(dot_q6_K, block_q6_K, q6_K_group)
+
+K_DOT(dot_q2_K, block_q2_K, q2_K_group)
+K_DOT(dot_q3_K, block_q3_K, q3_K_group)
+K_DOT(dot_iq4_xs, block_iq4_xs, iq4_xs_group)
 
 /* ---- several tokens (kern_x86_n.h) ---- */
 
@@ -229,14 +234,9 @@ KERN_INLINE void q6n_sum(const q6n_w *u, const block_q8_K *a, __m256i *s, __m256
     (void)m;
 }
 
-KN_DEFINE(dot_n_q4_K, block_q4_K, k4n_w, q4n_unpack, k4n_sum, K4N_CONTRIB)
-KN_DEFINE(dot_n_q5_K, block_q5_K, k4n_w, q5n_unpack, k4n_sum, K4N_CONTRIB)
-KN_DEFINE(dot_n_q6_K, block_q6_K, q6n_w, q6n_unpack, q6n_sum, Q6N_CONTRIB)
-K_DOT(dot_q6_K, block_q6_K, q6_K_group)
-
-K_DOT(dot_q2_K, block_q2_K, q2_K_group)
-K_DOT(dot_q3_K, block_q3_K, q3_K_group)
-K_DOT(dot_iq4_xs, block_iq4_xs, iq4_xs_group)
+KN_DEFINE(dot_n_q4_K, block_q4_K, k4n_w, q4n_unpack, k4n_sum, K4N_CONTRIB, dot_q4_K)
+KN_DEFINE(dot_n_q5_K, block_q5_K, k4n_w, q5n_unpack, k4n_sum, K4N_CONTRIB, dot_q5_K)
+KN_DEFINE(dot_n_q6_K, block_q6_K, q6n_w, q6n_unpack, q6n_sum, Q6N_CONTRIB, dot_q6_K)
 
 /* ---- float activations ---- */
 

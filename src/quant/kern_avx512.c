@@ -163,51 +163,6 @@ K4_GROUP(q5_K_group, block_q5_K, w[k].qh)
 K_DOT(dot_q4_K, block_q4_K, q4_K_group)
 K_DOT(dot_q5_K, block_q5_K, q5_K_group)
 
-/* ---- several tokens (kern_x86_n.h) ---- */
-
-/* q4_K/q5_K, one token: each sub-block's level bytes times activations
- * into int32 lanes of four products (vpdpbusd), two sub-blocks' lanes
- * packed to int16 (|lane| <= 4 * 31 * 127 < 2^15: exact), and those
- * times their scales into int32 (vpdpwssd): three multiplies per 64
- * values where vpmaddubsw + vpdpwssd take four (measured 5% faster). */
-KERN_INLINE void k4n_sum(const k4n_w *u, const block_q8_K *a, __m256i *s, __m256i *m)
-{
-    __m256i s0 = _mm256_setzero_si256(), s1 = s0;
-    for (int j = 0; j < 4; j++) {
-        const __m256i z = _mm256_setzero_si256();
-        const __m256i pl = _mm256_dpbusd_epi32(z, u->lv[2 * j], load32(a->qs + 64 * j));
-        const __m256i pu = _mm256_dpbusd_epi32(z, u->lv[2 * j + 1], load32(a->qs + 64 * j + 32));
-        /* packs: per 128-bit half, the 4 int16 of pl, then the 4 of pu */
-        const __m256i sp = _mm256_blend_epi32(_mm256_set1_epi32(u->sc[2 * j]), _mm256_set1_epi32(u->sc[2 * j + 1]), 0xcc);
-        if (j % 2) s1 = _mm256_dpwssd_epi32(s1, _mm256_packs_epi32(pl, pu), sp);
-        else s0 = _mm256_dpwssd_epi32(s0, _mm256_packs_epi32(pl, pu), sp);
-    }
-    *s = _mm256_add_epi32(s0, s1);
-    *m = k4n_mins(u, a);
-}
-
-/* q6_K, one token: the same packing (|lane| <= 4 * 63 * 127 < 2^15).
- * Vector k's 128-bit half g holds 16 values of scale 2k + g; packing
- * vectors 2i and 2i + 1 puts scales 4i + g and 4i + 2 + g in half g
- * (q6n_unpack's sp[i]). The -32 correction is one vpdpwssd. */
-KERN_INLINE void q6n_sum(const q6n_w *u, const block_q8_K *a, __m256i *s, __m256i *m)
-{
-    __m256i s0 = _mm256_dpwssd_epi32(_mm256_setzero_si256(), load32(a->bsums), u->nsc), s1 = _mm256_setzero_si256();
-    for (int i = 0; i < 4; i++) {
-        const __m256i z = _mm256_setzero_si256();
-        const __m256i p0 = _mm256_dpbusd_epi32(z, u->q[2 * i], load32(a->qs + 64 * i));
-        const __m256i p1 = _mm256_dpbusd_epi32(z, u->q[2 * i + 1], load32(a->qs + 64 * i + 32));
-        if (i % 2) s1 = _mm256_dpwssd_epi32(s1, _mm256_packs_epi32(p0, p1), u->sp[i]);
-        else s0 = _mm256_dpwssd_epi32(s0, _mm256_packs_epi32(p0, p1), u->sp[i]);
-    }
-    *s = _mm256_add_epi32(s0, s1);
-    (void)m;
-}
-
-KN_DEFINE(dot_n_q4_K, block_q4_K, k4n_w, q4n_unpack, k4n_sum, K4N_CONTRIB)
-KN_DEFINE(dot_n_q5_K, block_q5_K, k4n_w, q5n_unpack, k4n_sum, K4N_CONTRIB)
-KN_DEFINE(dot_n_q6_K, block_q6_K, q6n_w, q6n_unpack, q6n_sum, Q6N_CONTRIB)
-
 /* v * s per int32 lane, for |v| < 2^15 and s_lanes = (scale, 0) int16 pairs. */
 static inline __m512i scale_lanes(__m512i v, __m512i s) { return _mm512_madd_epi16(v, s); }
 
@@ -255,6 +210,51 @@ K_DOT(dot_q6_K, block_q6_K, q6_K_group)
 K_DOT(dot_q2_K, block_q2_K, q2_K_group)
 K_DOT(dot_q3_K, block_q3_K, q3_K_group)
 K_DOT(dot_iq4_xs, block_iq4_xs, iq4_xs_group)
+
+/* ---- several tokens (kern_x86_n.h) ---- */
+
+/* q4_K/q5_K, one token: each sub-block's level bytes times activations
+ * into int32 lanes of four products (vpdpbusd), two sub-blocks' lanes
+ * packed to int16 (|lane| <= 4 * 31 * 127 < 2^15: exact), and those
+ * times their scales into int32 (vpdpwssd): three multiplies per 64
+ * values where vpmaddubsw + vpdpwssd take four (measured 5% faster). */
+KERN_INLINE void k4n_sum(const k4n_w *u, const block_q8_K *a, __m256i *s, __m256i *m)
+{
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+    for (int j = 0; j < 4; j++) {
+        const __m256i z = _mm256_setzero_si256();
+        const __m256i pl = _mm256_dpbusd_epi32(z, u->lv[2 * j], load32(a->qs + 64 * j));
+        const __m256i pu = _mm256_dpbusd_epi32(z, u->lv[2 * j + 1], load32(a->qs + 64 * j + 32));
+        /* packs: per 128-bit half, the 4 int16 of pl, then the 4 of pu */
+        const __m256i sp = _mm256_blend_epi32(_mm256_set1_epi32(u->sc[2 * j]), _mm256_set1_epi32(u->sc[2 * j + 1]), 0xcc);
+        if (j % 2) s1 = _mm256_dpwssd_epi32(s1, _mm256_packs_epi32(pl, pu), sp);
+        else s0 = _mm256_dpwssd_epi32(s0, _mm256_packs_epi32(pl, pu), sp);
+    }
+    *s = _mm256_add_epi32(s0, s1);
+    *m = k4n_mins(u, a);
+}
+
+/* q6_K, one token: the same packing (|lane| <= 4 * 63 * 127 < 2^15).
+ * Vector k's 128-bit half g holds 16 values of scale 2k + g; packing
+ * vectors 2i and 2i + 1 puts scales 4i + g and 4i + 2 + g in half g
+ * (q6n_unpack's sp[i]). The -32 correction is one vpdpwssd. */
+KERN_INLINE void q6n_sum(const q6n_w *u, const block_q8_K *a, __m256i *s, __m256i *m)
+{
+    __m256i s0 = _mm256_dpwssd_epi32(_mm256_setzero_si256(), load32(a->bsums), u->nsc), s1 = _mm256_setzero_si256();
+    for (int i = 0; i < 4; i++) {
+        const __m256i z = _mm256_setzero_si256();
+        const __m256i p0 = _mm256_dpbusd_epi32(z, u->q[2 * i], load32(a->qs + 64 * i));
+        const __m256i p1 = _mm256_dpbusd_epi32(z, u->q[2 * i + 1], load32(a->qs + 64 * i + 32));
+        if (i % 2) s1 = _mm256_dpwssd_epi32(s1, _mm256_packs_epi32(p0, p1), u->sp[i]);
+        else s0 = _mm256_dpwssd_epi32(s0, _mm256_packs_epi32(p0, p1), u->sp[i]);
+    }
+    *s = _mm256_add_epi32(s0, s1);
+    (void)m;
+}
+
+KN_DEFINE(dot_n_q4_K, block_q4_K, k4n_w, q4n_unpack, k4n_sum, K4N_CONTRIB, dot_q4_K)
+KN_DEFINE(dot_n_q5_K, block_q5_K, k4n_w, q5n_unpack, k4n_sum, K4N_CONTRIB, dot_q5_K)
+KN_DEFINE(dot_n_q6_K, block_q6_K, q6n_w, q6n_unpack, q6n_sum, Q6N_CONTRIB, dot_q6_K)
 
 /* ---- float activations ---- */
 
