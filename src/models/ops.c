@@ -67,10 +67,11 @@ static int op_rows_in(uint64_t base, uint64_t rows, uint64_t rb, uint64_t lo, ui
     return *a < *b;
 }
 
-/* Chunks per thread, and the smallest chunk: a large matvec's chunks are
+/* Chunks per thread, and the smallest chunk: the threads end at most one
+ * chunk apart, ~1/32 of the job on average; a large matvec's chunks are
  * tens of microseconds at memory speed, the smallest (64 KiB) ~2 us, so
  * claiming one (an atomic on a shared line, ~0.1 us) costs little. */
-#define OP_CHUNKS_PER_THREAD 8
+#define OP_CHUNKS_PER_THREAD 16
 #define OP_MIN_CHUNK_BYTES (64u << 10)
 
 typedef struct mv_job {
@@ -156,8 +157,11 @@ void op_matvec_multi(mf_pool *pool, int n, const mf_weight *const *w, const floa
  * vec_dot_n call per row (8 Q8_K inputs of 2048 values are 18 KiB; 16
  * measured 5-10% slower, their inputs spilling to L2). */
 #define MM_TOKEN_BLOCK QUANT_NTOK_MAX
-/* The most weight bytes of one chunk of a matmul: half an L2. */
+/* The most weight bytes of one chunk of a matmul: half an L2. A chunk is
+ * T times the work of a matvec's, so matmuls take more, smaller ones. */
 #define MM_CHUNK_BYTES (256u << 10)
+#define MM_CHUNKS_PER_THREAD 32
+#define MM_MIN_CHUNK_BYTES (4u << 10)
 
 typedef struct mm_job {
     int n, T;
@@ -257,7 +261,7 @@ void op_matmul(mf_pool *pool, int n, const mf_weight *const *w, const float *X, 
     }
     const int nth = j.total * (uint64_t)T < OP_PAR_MIN_BYTES ? 1 : pool_threads(pool);
     /* chunks of at most MM_CHUNK_BYTES: they stay in L2 over the token blocks */
-    op_chunks_init(&j.chunks, j.total, nth, OP_CHUNKS_PER_THREAD, 1);
+    op_chunks_init(&j.chunks, j.total, nth, MM_CHUNKS_PER_THREAD, MM_MIN_CHUNK_BYTES);
     if (j.chunks.chunk > MM_CHUNK_BYTES) j.chunks.chunk = MM_CHUNK_BYTES;
     if (nth == 1) mm_task(&j, 0, 1);
     else pool_run(pool, mm_task, &j);
