@@ -1,9 +1,9 @@
 /* kern_x86_n.h — the several-token kernels (vec_dot_n) of the x86 files:
  * one weight row against up to 8 activation vectors, each weight block
  * unpacked once (nibbles to bytes, packed scales to int16) and reused for
- * every token. Included by kern_avx2.c and kern_avx512.c after
- * kern_x86.h; they differ only in how a scaled int16 pair sum is
- * accumulated (MADD: vpmaddwd + vpaddd, or VNNI vpdpwssd).
+ * every token. Included by kern_avx2.c and kern_avx512.c, which differ
+ * only in a token's integer sums (TSUM: vpmaddubsw + vpmaddwd, or VNNI
+ * vpdpbusd + packed vpdpwssd).
  *
  * Bit exactness with vec_dot: a block's integer sums are exact whatever
  * the order, and its float steps are the single-token kernel's, one token
@@ -39,7 +39,7 @@ KERN_INLINE void kn_tokens(const void *act, size_t stride, int ntok, int NT, con
     for (int t = 0; t < NT; t++) p[t] = (const uint8_t *)act + (size_t)(t < ntok ? t : ntok - 1) * stride;
 }
 
-/* lane t = the float at byte offset off of block b of token t (t < NT, 0 past NT) */
+/* lane t = the float at byte boff of token t's activations (t < NT; 0 past NT) */
 KERN_INLINE __m256 kn_act_d(const uint8_t *const p[8], size_t boff, int NT)
 {
     float d[8];
@@ -90,11 +90,15 @@ KERN_INLINE void kn_finish(__m256 acc[4], size_t nb, int ntok, float *out)
         const wtype *w = row;                                                                  \
         const uint8_t *x = act;                                                                \
         for (; ntok > 0; ntok -= 8, x += 8 * stride, out += 8) {                               \
-            if (ntok > 5) name##_pass(w, x, stride, n / QK_K, ntok < 8 ? ntok : 8, out, 8);    \
-            else if (ntok > 2) name##_pass(w, x, stride, n / QK_K, ntok, out, 4);              \
-            else if (ntok == 2) name##_pass(w, x, stride, n / QK_K, ntok, out, 2);             \
+            const int nt = ntok < 8 ? ntok : 8;                                                \
+            if (nt > 5) {                                                                      \
+                name##_pass(w, x, stride, n / QK_K, nt, out, 8);                               \
+                continue;                                                                      \
+            }                                                                                  \
+            if (nt >= 3) name##_pass(w, x, stride, n / QK_K, nt < 4 ? nt : 4, out, 4);         \
+            else if (nt == 2) name##_pass(w, x, stride, n / QK_K, 2, out, 2);                  \
             else out[0] = SINGLE(row, x, n);                                                   \
-            if (ntok == 5) out[4] = SINGLE(row, x + 4 * stride, n);                            \
+            if (nt == 5) out[4] = SINGLE(row, x + 4 * stride, n);                              \
         }                                                                                      \
     }
 
