@@ -468,8 +468,8 @@ TEST(kern_pool)
         }
 }
 
-/* vec_dot_n (through quant_dot_n, so the fallback of sets without one is
- * covered too): for every set, type, row length and ntok = 1..max, each
+/* vec_dot_n (or quant_dot_n's fallback for types without one): for every
+ * set, type, row length and ntok = 1..max (and some more), each
  * token's result equals vec_dot on it bit for bit. The activations of the
  * ntok tokens sit at a stride larger than one vector, in a buffer that ends
  * where the last token's does (ASan sees a read past it), and out[ntok]
@@ -516,7 +516,9 @@ TEST(kern_dot_n_exact)
                     random_row(&seed, t, row, n, nt & 1, tmp);
                     float out[NTOK + 1];
                     out[nt] = -7.0f;
-                    quant_dot_n(k, row, act, stride, n, nt, out);
+                    /* the kernel itself for every ntok (quant_dot_n gives one token to vec_dot) */
+                    if (k->vec_dot_n) k->vec_dot_n(row, act, stride, n, nt, out);
+                    else quant_dot_n(k, row, act, stride, n, nt, out);
                     for (int i = 0; i < nt; i++) {
                         const float want = k->vec_dot(row, act + (size_t)i * stride, n);
                         tested++;

@@ -252,6 +252,19 @@ KERN_INLINE void q6n_sum(const q6n_w *u, const block_q8_K *a, __m256i *s, __m256
     (void)m;
 }
 
+/* 32-value blocks, one token: |w| times a with w's signs (vpdpbusd), as
+ * dot_i8_vnni */
+KERN_INLINE __m256i kn32_sum(__m256i mag, __m256i w, __m256i a)
+{
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), mag, _mm256_sign_epi8(a, w));
+}
+
+KN32_DEFINE(dot_n_q8_0, block_q8_0, lv_q8_0, DW1_FP16, kn32_sum, dot_q8_0)
+KN32_DEFINE(dot_n_q4_0, block_q4_0, lv_q4_0, DW1_FP16, kn32_sum, dot_q4_0)
+KN32_DEFINE(dot_n_q5_0, block_q5_0, lv_q5_0, DW1_FP16, kn32_sum, dot_q5_0)
+KN32_DEFINE(dot_n_iq4_nl, block_iq4_nl, lv_iq4_nl, DW1_FP16, kn32_sum, dot_iq4_nl)
+KN32_DEFINE(dot_n_mxfp4, block_mxfp4, lv_mxfp4, DW1_E8M0, kn32_sum, dot_mxfp4)
+
 KN_DEFINE(dot_n_q4_K, block_q4_K, k4n_w, q4n_unpack, k4n_sum, K4N_CONTRIB, dot_q4_K)
 KN_DEFINE(dot_n_q5_K, block_q5_K, k4n_w, q5n_unpack, k4n_sum, K4N_CONTRIB, dot_q5_K)
 KN_DEFINE(dot_n_q6_K, block_q6_K, q6n_w, q6n_unpack, q6n_sum, Q6N_CONTRIB, dot_q6_K)
@@ -306,6 +319,11 @@ void kern_fill_avx512(quant_kernel_set *s)
     s->k[MF_TYPE_Q4_K].vec_dot_n = dot_n_q4_K;
     s->k[MF_TYPE_Q5_K].vec_dot_n = dot_n_q5_K;
     s->k[MF_TYPE_Q6_K].vec_dot_n = dot_n_q6_K;
+    s->k[MF_TYPE_Q8_0].vec_dot_n = dot_n_q8_0;
+    s->k[MF_TYPE_Q4_0].vec_dot_n = dot_n_q4_0;
+    s->k[MF_TYPE_Q5_0].vec_dot_n = dot_n_q5_0;
+    s->k[MF_TYPE_IQ4_NL].vec_dot_n = dot_n_iq4_nl;
+    s->k[MF_TYPE_MXFP4].vec_dot_n = dot_n_mxfp4;
     s->k[MF_TYPE_Q6_K].vec_dot = dot_q6_K;
     s->k[MF_TYPE_Q2_K].vec_dot = dot_q2_K;
     s->k[MF_TYPE_Q3_K].vec_dot = dot_q3_K;

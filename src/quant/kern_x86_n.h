@@ -14,10 +14,11 @@
  *
  * Tokens past ntok in a pass of NT (2, 4 or 8, a constant, so that every
  * loop unrolls and the per-token sums stay in registers) repeat the last
- * real token; their results are dropped. A token alone, and the fifth of
- * five, go to the single-token kernel (SINGLE): for one token it is
- * faster, its four-superblock groups having more independent work than a
- * pass's one superblock at a time (measured: a pass of one ran at 0.65x). */
+ * real token; their results are dropped. A token alone (for 32-value
+ * blocks up to three), and the fifth of five, go to the single-token
+ * kernel (SINGLE), faster for them: its groups of four blocks have more
+ * independent work than a pass's one block at a time (a pass of one token
+ * ran at 0.65x of it). */
 #ifndef MF_QUANT_KERN_X86_N_H
 #define MF_QUANT_KERN_X86_N_H
 
@@ -60,6 +61,31 @@ KERN_INLINE void kn_finish(__m256 acc[4], size_t nb, int ntok, float *out)
     memcpy(out, o, sizeof(float) * (size_t)ntok);
 }
 
+/* The vec_dot_n of a row of blocks of qk values: passes of 8, 4 or 2
+ * tokens (name##_pass), and SINGLE for a pass's leftovers and for fewer
+ * than `few` tokens, where one token at a time measured faster. */
+#define KN_DISPATCH(name, wtype, qk, SINGLE, few)                                                  \
+    static void name(const void *row, const void *act, size_t stride, size_t n, int ntok, float *out) \
+    {                                                                                          \
+        const wtype *w = row;                                                                  \
+        const uint8_t *x = act;                                                                \
+        for (; ntok > 0; ntok -= 8, x += 8 * stride, out += 8) {                               \
+            const int nt = ntok < 8 ? ntok : 8;                                                \
+            int done = 0;                                                                      \
+            if (nt > 5) {                                                                      \
+                name##_pass(w, x, stride, n / (qk), nt, out, 8);                               \
+                done = nt;                                                                     \
+            } else if (nt >= 4 || (nt == 3 && (few) <= 3)) {                                   \
+                done = nt < 4 ? nt : 4;                                                        \
+                name##_pass(w, x, stride, n / (qk), done, out, 4);                             \
+            } else if (nt == 2 && (few) <= 2) {                                                \
+                name##_pass(w, x, stride, n / (qk), 2, out, 2);                                \
+                done = 2;                                                                      \
+            }                                                                                  \
+            for (int t = done; t < nt; t++) out[t] = SINGLE(row, x + (size_t)t * stride, n);   \
+        }                                                                                      \
+    }
+
 /* One pass of NT tokens over a row of K-quant superblocks. Per superblock:
  * UNPACK(&w[b], &u) its weights into u (of type utype) once; for each
  * token, TSUM(&u, a, &s, &m) its integer sums as int32 lanes (s: the
@@ -85,22 +111,7 @@ KERN_INLINE void kn_finish(__m256 acc[4], size_t nb, int ntok, float *out)
         }                                                                                      \
         kn_finish(acc, nb, ntok, out);                                                         \
     }                                                                                          \
-    static void name(const void *row, const void *act, size_t stride, size_t n, int ntok, float *out) \
-    {                                                                                          \
-        const wtype *w = row;                                                                  \
-        const uint8_t *x = act;                                                                \
-        for (; ntok > 0; ntok -= 8, x += 8 * stride, out += 8) {                               \
-            const int nt = ntok < 8 ? ntok : 8;                                                \
-            if (nt > 5) {                                                                      \
-                name##_pass(w, x, stride, n / QK_K, nt, out, 8);                               \
-                continue;                                                                      \
-            }                                                                                  \
-            if (nt >= 3) name##_pass(w, x, stride, n / QK_K, nt < 4 ? nt : 4, out, 4);         \
-            else if (nt == 2) name##_pass(w, x, stride, n / QK_K, 2, out, 2);                  \
-            else out[0] = SINGLE(row, x, n);                                                   \
-            if (nt == 5) out[4] = SINGLE(row, x + 4 * stride, n);                              \
-        }                                                                                      \
-    }
+    KN_DISPATCH(name, wtype, QK_K, SINGLE, 2)
 
 /* ---- q4_K / q5_K ---- */
 
@@ -188,5 +199,45 @@ KERN_INLINE void q6n_unpack(const block_q6_K *w, q6n_w *u)
 /* (a.d * w.d) * isum */
 #define Q6N_CONTRIB(w, ad, s, m) \
     _mm256_mul_ps(_mm256_mul_ps(ad, _mm256_set1_ps(f16((w)->d))), _mm256_cvtepi32_ps(hsum8_i32x8(s)))
+
+/* ---- 32-value blocks with Q8_0 activations (q8_0 q4_0 q5_0 iq4_nl mxfp4) ----
+ *
+ * A block's 32 signed levels are formed once (LEVELS, as BLOCK32_DOT's),
+ * with their magnitudes for the sign trick; per token, TSUM32(|w|, w, a)
+ * the int32 lanes of w.a; the contribution of lane t is BLOCK32_DOT's
+ * (float)isum * (dw * dx), DW1 the block's weight scale as a float. */
+
+/* lane t = the fp16 at byte boff of token t's activations, as a float */
+KERN_INLINE __m256 kn_act_dh(const uint8_t *const p[8], size_t boff, int NT)
+{
+    uint16_t h[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+    for (int t = 0; t < NT; t++) memcpy(&h[t], p[t] + boff, sizeof h[t]);
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3], (short)h[4], (short)h[5],
+                                          (short)h[6], (short)h[7]));
+}
+
+#define KN32_DEFINE(name, wtype, LEVELS, DW1, TSUM32, SINGLE)                                      \
+    KERN_INLINE void name##_pass(const wtype *w, const uint8_t *act, size_t stride, size_t nb, int ntok, \
+                                 float *out, const int NT)                                     \
+    {                                                                                          \
+        const uint8_t *p[8];                                                                   \
+        kn_tokens(act, stride, ntok, NT, p);                                                   \
+        __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() }; \
+        for (size_t b = 0; b < nb; b++) {                                                      \
+            const __m256i lv = LEVELS(&w[b]), mag = _mm256_sign_epi8(lv, lv);                  \
+            __m256i s[8];                                                                      \
+            for (int t = 0; t < 8; t++) s[t] = _mm256_setzero_si256();                         \
+            const size_t boff = b * sizeof(block_q8_0);                                        \
+            for (int t = 0; t < NT; t++)                                                       \
+                s[t] = TSUM32(mag, lv, load32(p[t] + boff + offsetof(block_q8_0, qs)));        \
+            const __m256 d = _mm256_mul_ps(_mm256_set1_ps(DW1(&w[b])), kn_act_dh(p, boff + offsetof(block_q8_0, d), NT)); \
+            acc[b % 4] = _mm256_add_ps(acc[b % 4], _mm256_mul_ps(_mm256_cvtepi32_ps(hsum8_i32x8(s)), d)); \
+        }                                                                                      \
+        kn_finish(acc, nb, ntok, out);                                                         \
+    }                                                                                          \
+    KN_DISPATCH(name, wtype, 32, SINGLE, 4)
+
+#define DW1_FP16(w) f16((w)->d)
+#define DW1_E8M0(w) kern_e8m0_half((w)->e)
 
 #endif

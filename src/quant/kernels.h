@@ -45,10 +45,11 @@
  * q4_1/q5_1 and the float-activation types other than f32/f16/bf16 run
  * the scalar kernels everywhere.
  *
- * Several tokens (vec_dot_n, prefill): q4_K, q5_K and q6_K on AVX2,
- * AVX-512 (kern_x86_n.h) and NEON unpack each weight block once for up to
- * QUANT_NTOK_MAX tokens; every other type and the scalar set loop over
- * vec_dot (quant_dot_n). Either way out[t] is vec_dot's result, bit for bit.
+ * Several tokens (vec_dot_n, prefill): q4_K q5_K q6_K q8_0 q4_0 q5_0
+ * iq4_nl mxfp4 on AVX2 and AVX-512 (kern_x86_n.h), q4_K q5_K q6_K on NEON,
+ * form each weight block's levels once for up to QUANT_NTOK_MAX tokens;
+ * every other type and the scalar set loop over vec_dot (quant_dot_n).
+ * Either way out[t] is vec_dot's result, bit for bit.
  *
  * Selection: the best variant the CPU supports (CPUID and XGETBV on x86,
  * hwcaps on aarch64), unless MF_SIMD=scalar|avx2|avx512|neon asks for less
@@ -94,11 +95,12 @@ typedef struct quant_kernel {
     quant_vec_dot_n_fn vec_dot_n; /* NULL: quant_dot_n loops over vec_dot */
 } quant_kernel;
 
-/* vec_dot_n where the kernel has one, else vec_dot token by token. */
+/* vec_dot_n where the kernel has one (and there is more than one token),
+ * else vec_dot token by token. */
 static inline void quant_dot_n(const quant_kernel *k, const void *row, const void *act, size_t act_stride, size_t n,
                                int ntok, float *out)
 {
-    if (k->vec_dot_n) {
+    if (k->vec_dot_n && ntok > 1) {
         k->vec_dot_n(row, act, act_stride, n, ntok, out);
         return;
     }
