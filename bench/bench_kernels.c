@@ -13,7 +13,11 @@
  * (shared/BENCHMARKS.md). Target (issue 5): q4_K at 2 threads >= 80% of
  * the 2-thread read bandwidth.
  *
- * Usage: bench_kernels [seconds per measurement, default 0.25] [type ...]
+ * Then (without a type list) q4_K GEMM, the prefill product of one weight
+ * and T tokens: the kernels alone (vec_dot per token against vec_dot_n),
+ * and op_matmul against T op_matvecs, 1 and 2 threads.
+ *
+ * Usage: bench_kernels [gemm] [seconds per measurement, default 0.25] [type ...]
  */
 #include "models/ops.h"
 #include "quant/kernels.h"
@@ -183,6 +187,109 @@ static double matvec_bw(mf_pool *pool, const mv_bench *b, double secs)
     return best;
 }
 
+/* ---- GEMM (prefill): one weight against T tokens ---- */
+
+typedef struct gemm_shape { unsigned ne0, rows; const char *what; } gemm_shape;
+
+/* Seconds of the best of a few runs of op_matmul over T tokens (mm != 0)
+ * or of T op_matvecs, on weight copy c of the set (copies cycle, so the
+ * weight comes from RAM as in prefill: read once per batch). */
+static double gemm_time(mf_pool *pool, const mf_weight *w, int copies, const float *X, int T, float *Y, void *q,
+                        size_t qcap, int mm, double secs)
+{
+    double best = 1e30, t_end = now() + secs;
+    const size_t rows = (size_t)w[0].ne[1], ne0 = (size_t)w[0].ne[0];
+    for (int it = 0, c = 0; it < 3 || now() < t_end; it++, c = (c + 1) % copies) {
+        const mf_weight *wp[1] = { &w[c] };
+        float *yp[1] = { Y };
+        double t0 = now();
+        if (mm) op_matmul(pool, 1, wp, X, ne0, T, yp, rows, q, qcap);
+        else for (int t = 0; t < T; t++) op_matvec(pool, &w[c], X + (size_t)t * ne0, Y + (size_t)t * rows);
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
+/* The kernels alone, one thread, the weight in cache: every (row, token)
+ * by vec_dot, or rows against QUANT_NTOK_MAX tokens at a time by
+ * quant_dot_n; in GMAC/s. */
+static double gemm_kernel_rate(const mf_weight *w, const uint8_t *act, size_t as, int T, float *Y, int multi,
+                               double secs)
+{
+    const quant_kernel *k = &quant_kernels()->k[w->type];
+    const size_t rows = (size_t)w->ne[1], ne0 = (size_t)w->ne[0];
+    double best = 1e30, t_end = now() + secs;
+    for (int it = 0; it < 3 || now() < t_end; it++) {
+        double t0 = now();
+        for (int t0k = 0; t0k < T; t0k += 16) {
+            const int t1 = t0k + 16 < T ? t0k + 16 : T;
+            for (size_t r = 0; r < rows; r++) {
+                const uint8_t *row = (const uint8_t *)w->data + r * w->row_bytes;
+                if (multi) {
+                    for (int t = t0k; t < t1; t += QUANT_NTOK_MAX)
+                        quant_dot_n(k, row, act + (size_t)t * as, as, ne0, t1 - t < QUANT_NTOK_MAX ? t1 - t : QUANT_NTOK_MAX,
+                                    Y + r * QUANT_NTOK_MAX);
+                } else {
+                    for (int t = t0k; t < t1; t++) Y[r] = k->vec_dot(row, act + (size_t)t * as, ne0);
+                }
+            }
+        }
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    return (double)rows * ne0 * T / best * 1e-9;
+}
+
+/* q4_K GEMM: kernel speed-up of vec_dot_n, then op_matmul against T
+ * op_matvecs at 1 and 2 threads (GMAC/s: weights x tokens per second). */
+static void bench_gemm(mf_pool *p1, mf_pool *p2, double secs)
+{
+    static const gemm_shape shapes[] = { { 2048, 768, "expert gate/up" }, { 768, 2048, "expert down" },
+                                         { 2048, 4096, "attention q" } };
+    static const int Ts[] = { 8, 64, 256 };
+    const uint32_t type = MF_TYPE_Q4_K;
+    printf("\nGEMM (prefill), q4_K, kernels %s: GMAC/s = rows x ne0 x T / s; kernel = one thread, weight in cache,\n"
+           "vec_dot per (row, token) vs vec_dot_n; matmul = op_matmul vs T op_matvec, weights cycling through %zu MiB\n\n",
+           quant_simd_name(quant_kernels()->simd), (SET_BYTES / 4) >> 20);
+    printf("%-6s %-5s %-15s %4s %8s %8s %6s %9s %9s %6s %9s %9s %6s\n", "ne0", "rows", "", "T", "kern 1x", "kern n",
+           "x", "matvec1T", "matmul1T", "x", "matvec2T", "matmul2T", "x");
+    uint64_t seed = 7;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const gemm_shape *g = &shapes[si];
+        const size_t rb = quant_row_bytes(type, g->ne0), mbytes = rb * g->rows;
+        const int copies = (int)((SET_BYTES / 4 + mbytes - 1) / mbytes);
+        uint8_t *data = big_alloc(mbytes * (size_t)copies);
+        mf_weight *w = calloc((size_t)copies, sizeof *w);
+        const int Tmax = Ts[sizeof Ts / sizeof Ts[0] - 1];
+        float *X = malloc(sizeof(float) * g->ne0 * Tmax), *Y = malloc(sizeof(float) * g->rows * Tmax * 2);
+        const size_t as = quant_act_bytes(MF_TYPE_Q8_K, g->ne0);
+        const size_t qcap = (as + 63) / 64 * 64 * (size_t)Tmax;
+        uint8_t *q = aligned_alloc(64, qcap), *act = malloc(as * Tmax);
+        if (!data || !w || !X || !Y || !q || !act) { fprintf(stderr, "bench_kernels: out of memory\n"); exit(1); }
+        fill_random(&seed, type, data, mbytes * (size_t)copies);
+        for (int c = 0; c < copies; c++)
+            w[c] = (mf_weight){ .name = "w", .type = type, .n_dims = 2, .ne = { g->ne0, g->rows, 1, 1 }, .row_bytes = rb,
+                                .data = data + (size_t)c * mbytes };
+        for (size_t i = 0; i < (size_t)g->ne0 * Tmax; i++) X[i] = (float)(rng(&seed) >> 40) * 0x1p-24f - 0.5f;
+        for (int t = 0; t < Tmax; t++) quant_kernels()->act[MF_TYPE_Q8_K](X + (size_t)t * g->ne0, act + t * as, g->ne0);
+        for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
+            const int T = Ts[ti];
+            const double macs = (double)g->ne0 * g->rows * T * 1e-9;
+            const double k1 = gemm_kernel_rate(&w[0], act, as, T, Y, 0, secs / 4);
+            const double kn = gemm_kernel_rate(&w[0], act, as, T, Y, 1, secs / 4);
+            const double v1 = macs / gemm_time(p1, w, copies, X, T, Y, q, qcap, 0, secs / 2);
+            const double m1 = macs / gemm_time(p1, w, copies, X, T, Y, q, qcap, 1, secs / 2);
+            const double v2 = macs / gemm_time(p2, w, copies, X, T, Y, q, qcap, 0, secs / 2);
+            const double m2 = macs / gemm_time(p2, w, copies, X, T, Y, q, qcap, 1, secs / 2);
+            printf("%-6u %-5u %-15s %4d %8.1f %8.1f %6.2f %9.1f %9.1f %6.2f %9.1f %9.1f %6.2f\n", g->ne0, g->rows,
+                   g->what, T, k1, kn, kn / k1, v1, m1, m1 / v1, v2, m2, m2 / v2);
+            fflush(stdout);
+        }
+        free(data), free(w), free(X), free(Y), free(q), free(act);
+    }
+}
+
 /* Best of ROUNDS rounds, each: read 1T, matvec 1T, read 2T, matvec 2T, so
  * a kernel's figures and the read reference it is divided by come from the
  * same seconds of a shared machine. */
@@ -204,9 +311,19 @@ static void measure(mf_pool *p1, mf_pool *p2, read_job *rj, const mv_bench *b, d
 
 int main(int argc, char **argv)
 {
+    /* "gemm [seconds]": the GEMM table alone */
+    const int gemm_only = argc > 1 && strcmp(argv[1], "gemm") == 0;
+    if (gemm_only) argc--, argv++;
     double secs = argc > 1 ? atof(argv[1]) : 0.25;
     if (secs <= 0) secs = 0.25;
     mf_pool *p1 = pool_new(1), *p2 = pool_new(2);
+    if (gemm_only) {
+        if (!p1 || !p2) { fprintf(stderr, "bench_kernels: out of memory\n"); return 1; }
+        bench_gemm(p1, p2, secs);
+        pool_free(p1);
+        pool_free(p2);
+        return 0;
+    }
     read_job *rj = aligned_alloc(64, sizeof *rj);
     uint64_t *buf = big_alloc(READ_BYTES);
     if (!p1 || !p2 || !rj || !buf) { fprintf(stderr, "bench_kernels: out of memory\n"); return 1; }
@@ -269,6 +386,7 @@ int main(int argc, char **argv)
     if (q4k_ratio >= 0)
         printf("\nq4_K matvec at 2 threads: %.0f%% of the read bandwidth measured with it (target >= 80%%): %s\n",
                100 * q4k_ratio, q4k_ratio >= 0.8 ? "met" : "NOT met");
+    if (argc <= 2) bench_gemm(p1, p2, secs);
     free(x);
     free(y);
     free(buf);

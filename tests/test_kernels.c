@@ -467,3 +467,73 @@ TEST(kern_pool)
             CHECK(prev == n);
         }
 }
+
+/* vec_dot_n (or quant_dot_n's fallback for types without one): for every
+ * set, type, row length and ntok = 1..max (and some more), each
+ * token's result equals vec_dot on it bit for bit. The activations of the
+ * ntok tokens sit at a stride larger than one vector, in a buffer that ends
+ * where the last token's does (ASan sees a read past it), and out[ntok]
+ * stays untouched. */
+TEST(kern_dot_n_exact)
+{
+    uint64_t seed = 16;
+    enum { NTOK = 2 * QUANT_NTOK_MAX };  /* the kernels take more than the max too */
+    static const size_t lens[] = { 1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17 };
+    const size_t nlens = t_asan() ? 6 : sizeof lens / sizeof lens[0];
+    const size_t max_n = 17 * 256;
+    float *x = malloc(max_n * sizeof *x), *tmp = malloc(max_n * sizeof *tmp);
+    uint8_t *row = malloc(max_n * 4);
+    REQUIRE(x && tmp && row);
+    int tested = 0;
+    for (int v = 0; v < QUANT_SIMD_COUNT; v++) {
+        const quant_kernel_set *ks = quant_kernels_of((quant_simd)v);
+        if (!ks) continue;
+        printf("  %s vec_dot_n:", quant_simd_name((quant_simd)v));
+        for (uint32_t t = 0; t < MF_TYPE_COUNT; t++)
+            if (ks->k[t].vec_dot_n) printf(" %s", quant_type(t)->name);
+        printf("\n");
+        for (uint32_t t = 0; t < MF_TYPE_COUNT; t++) {
+            const quant_kernel *k = &ks->k[t];
+            if (!k->vec_dot || !quant_type(t)->dot) continue;
+            const size_t be = quant_type(t)->block_elems;
+            for (size_t li = 0; li < nlens; li++) {
+                /* superblocks: lens; 32-blocks: up to 3x as many; float types: odd lengths */
+                const size_t n = lens[li] * (be >= QK_K ? be : be > 1 ? be * (li % 3 + 1) : 37);
+                REQUIRE(n <= max_n && n % be == 0);
+                const size_t ab = k->act_type == MF_TYPE_F32 ? n * sizeof(float) : quant_act_bytes(k->act_type, n);
+                const size_t stride = ab + 64 * (li % 3) + 4 * (li % 2); /* stride > vector, 4-byte aligned */
+                const int ntok = (int)(1 + (li + (size_t)t + (size_t)v) % NTOK);
+                for (int nt = 1; nt <= NTOK; nt++) {
+                    if (nt > QUANT_NTOK_MAX + 1 && nt != QUANT_NTOK_MAX + 5 && nt != NTOK) continue;
+                    if (t_asan() && nt != ntok && nt != 1 && nt != QUANT_NTOK_MAX) continue;
+                    uint8_t *act = malloc((size_t)(nt - 1) * stride + ab);
+                    REQUIRE(act);
+                    for (int i = 0; i < nt; i++) {
+                        random_x(&seed, x, n);
+                        if (k->act_type == MF_TYPE_F32) memcpy(act + (size_t)i * stride, x, ab);
+                        else ks->act[k->act_type](x, act + (size_t)i * stride, n);
+                    }
+                    random_row(&seed, t, row, n, nt & 1, tmp);
+                    float out[NTOK + 1];
+                    out[nt] = -7.0f;
+                    /* the kernel itself for every ntok (quant_dot_n gives one token to vec_dot) */
+                    if (k->vec_dot_n) k->vec_dot_n(row, act, stride, n, nt, out);
+                    else quant_dot_n(k, row, act, stride, n, nt, out);
+                    for (int i = 0; i < nt; i++) {
+                        const float want = k->vec_dot(row, act + (size_t)i * stride, n);
+                        tested++;
+                        CHECKF(bits(out[i]) == bits(want), "%s %s n=%zu ntok=%d token %d: %.9g, vec_dot %.9g",
+                               quant_simd_name((quant_simd)v), quant_type(t)->name, n, nt, i, out[i], want);
+                    }
+                    CHECKF(out[nt] == -7.0f, "%s %s: wrote past out[%d]", quant_simd_name((quant_simd)v),
+                           quant_type(t)->name, nt);
+                    free(act);
+                }
+            }
+        }
+    }
+    printf("  %d token results compared\n", tested);
+    free(x);
+    free(tmp);
+    free(row);
+}

@@ -1,6 +1,8 @@
 /* test_matmul.c — op_matmul equals op_matvec token by token, bit for bit,
- * for every weight type the goldens use, with and without a pool, and
- * falls back to token by token when its buffer is too small. */
+ * for every weight type the goldens use, with and without a pool, for
+ * several weights of different types in one call (rows handed out in
+ * chunks that cross from one weight to the next), and falls back to token
+ * by token when its buffer is too small. */
 #include "t.h"
 #include "models/ops.h"
 #include "quant/quant.h"
@@ -51,4 +53,68 @@ TEST(matmul_equals_matvec)
         }
     pool_free(pools[0]);
     pool_free(pools[1]);
+}
+
+/* Two weights of different types and row counts sharing one input (an
+ * expert's gate and up): every T from 1 to 19 (token blocks of 8 with every
+ * remainder), 1 and 2 threads, against op_matvec_multi token by token. The
+ * outputs of both weights are rows[0] floats per token apart. */
+TEST(matmul_multi_weight)
+{
+    enum { NE0 = 512, TMAX = 19 };
+    const int rows[2] = { 301, 77 };
+    const uint32_t types[2] = { MF_TYPE_Q4_K, MF_TYPE_Q6_K };
+    mf_weight w[2];
+    const mf_weight *wp[2] = { &w[0], &w[1] };
+    uint64_t s = 99;
+    float *row = malloc(sizeof(float) * NE0), *X = malloc(sizeof(float) * NE0 * TMAX);
+    float *Y[2], *Z[2];
+    REQUIRE(row && X);
+    for (int i = 0; i < 2; i++) {
+        const size_t rb = quant_row_bytes(types[i], NE0);
+        uint8_t *wd = malloc(rb * (size_t)rows[i]);
+        Y[i] = malloc(sizeof(float) * (size_t)rows[0] * TMAX);
+        Z[i] = malloc(sizeof(float) * (size_t)rows[0] * TMAX);
+        REQUIRE(wd && Y[i] && Z[i]);
+        for (int r = 0; r < rows[i]; r++) {
+            for (int k = 0; k < NE0; k++) {
+                s = s * 6364136223846793005ull + 1442695040888963407ull;
+                row[k] = (float)((int64_t)(s >> 33) % 2001 - 1000) / 1000.0f;
+            }
+            REQUIRE(quant_quantize_row(types[i], row, wd + (size_t)r * rb, NE0) == rb);
+        }
+        w[i] = (mf_weight){ .name = "w", .type = types[i], .n_dims = 2, .ne = { NE0, (uint64_t)rows[i], 1, 1 },
+                            .row_bytes = rb, .data = wd };
+    }
+    for (int i = 0; i < NE0 * TMAX; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        X[i] = (float)((int64_t)(s >> 33) % 2001 - 1000) / 300.0f;
+    }
+    const size_t qb = op_matmul_qbytes(2, wp, TMAX);
+    void *q = malloc(qb);
+    REQUIRE(q);
+    for (int nt = 1; nt <= 2; nt++) {
+        mf_pool *pool = pool_new(nt);
+        REQUIRE(pool);
+        for (int T = 1; T <= TMAX; T++) {
+            for (int t = 0; t < T; t++) {
+                float *z[2] = { Z[0] + (size_t)t * rows[0], Z[1] + (size_t)t * rows[0] };
+                op_matvec_multi(pool, 2, wp, X + (size_t)t * NE0, z);
+            }
+            for (int i = 0; i < 2; i++) memset(Y[i], 0xff, sizeof(float) * (size_t)rows[0] * TMAX); /* NaN: a row left out shows */
+            op_matmul(pool, 2, wp, X, NE0, T, Y, (size_t)rows[0], q, qb);
+            int same = 1;
+            for (int i = 0; i < 2; i++)
+                for (int t = 0; t < T; t++)
+                    same &= memcmp(Y[i] + (size_t)t * rows[0], Z[i] + (size_t)t * rows[0], sizeof(float) * (size_t)rows[i]) == 0;
+            CHECKF(same, "%d threads, T=%d: matmul of q4_K + q6_K differs from matvec", nt, T);
+        }
+        pool_free(pool);
+    }
+    for (int i = 0; i < 2; i++) {
+        free((void *)w[i].data);
+        free(Y[i]);
+        free(Z[i]);
+    }
+    free(q), free(X), free(row);
 }

@@ -4,12 +4,14 @@
  * activation type each weight's kernel asks for (quant/kernels.h: Q8_0 or
  * Q8_K blocks; float weights take x as it is), in the pool's scratch
  * buffer, so nothing is allocated per call; every thread then reads the
- * same quantized x. Rows are split over the threads by bytes of weight, so
- * q/k/v or experts of different types still get even shares, and a row is
- * always computed whole by one kernel: results do not depend on the thread
- * count. Without a pool, or for an input too large for the scratch, the
- * float reference kernels run on the float x instead (slower, and the
- * numbers of the float path). */
+ * same quantized x. Rows are handed out by bytes of weight, so q/k/v or
+ * experts of different types still get even shares, in chunks the threads
+ * claim from a shared counter (op_chunks): a thread slowed by another
+ * process on its core takes fewer chunks instead of holding the others up.
+ * A row is always computed whole by one kernel: results do not depend on
+ * the thread count or on which thread took a chunk. Without a pool, or for
+ * an input too large for the scratch, the float reference kernels run on
+ * the float x instead (slower, and the numbers of the float path). */
 #include "models/ops.h"
 #include "models/att_simd.h"
 #include "quant/kernels.h"
@@ -17,11 +19,61 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* Below this many bytes of weights a matvec runs on the caller alone:
  * waking the pool costs more than it saves. */
 #define OP_PAR_MIN_BYTES (32u << 10)
+
+/* ---- chunks of rows, claimed by the threads ---- */
+
+/* A job's weights, all n of them, are one range of bytes [0, total); chunk
+ * c is [c * chunk, (c + 1) * chunk), and a row belongs to the chunk its
+ * first byte lies in. */
+typedef struct op_chunks {
+    atomic_uint_fast64_t next;  /* the next chunk to claim */
+    uint64_t total, chunk;
+} op_chunks;
+
+/* chunk = total / (threads * per_thread), at least min_bytes, so a slow
+ * thread leaves ~1/per_thread of its share to the others. */
+static void op_chunks_init(op_chunks *c, uint64_t total, int threads, int per_thread, uint64_t min_bytes)
+{
+    atomic_init(&c->next, 0);
+    c->total = total;
+    c->chunk = total / ((uint64_t)threads * (uint64_t)per_thread);
+    if (c->chunk < min_bytes) c->chunk = min_bytes;
+}
+
+/* Claims the next chunk: its bytes [*lo, *hi); 0 when none is left. */
+static int op_chunks_claim(op_chunks *c, uint64_t *lo, uint64_t *hi)
+{
+    const uint64_t k = atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
+    if (k >= (c->total + c->chunk - 1) / c->chunk) return 0;
+    *lo = k * c->chunk;
+    *hi = *lo + c->chunk < c->total ? *lo + c->chunk : c->total;
+    return 1;
+}
+
+/* The rows [*a, *b) of a weight of rows x rb bytes starting at byte base
+ * whose first byte lies in [lo, hi); 0 when there are none. */
+static int op_rows_in(uint64_t base, uint64_t rows, uint64_t rb, uint64_t lo, uint64_t hi, uint64_t *a, uint64_t *b)
+{
+    const uint64_t end = base + rows * rb;
+    if (hi <= base || lo >= end) return 0;
+    *a = lo > base ? (lo - base + rb - 1) / rb : 0;
+    *b = (hi - base + rb - 1) / rb;
+    if (*b > rows) *b = rows;
+    return *a < *b;
+}
+
+/* Chunks per thread, and the smallest chunk: the threads end at most one
+ * chunk apart, ~1/32 of the job on average; a large matvec's chunks are
+ * tens of microseconds at memory speed, the smallest (64 KiB) ~2 us, so
+ * claiming one (an atomic on a shared line, ~0.1 us) costs little. */
+#define OP_CHUNKS_PER_THREAD 16
+#define OP_MIN_CHUNK_BYTES (64u << 10)
 
 typedef struct mv_job {
     int n;
@@ -30,6 +82,7 @@ typedef struct mv_job {
     const quant_kernel_set *ks;   /* NULL: float reference kernels */
     const void *act[MF_TYPE_COUNT]; /* by activation type; [F32] is x */
     uint64_t total;               /* bytes over all weights */
+    op_chunks chunks;
 } mv_job;
 
 static void mv_rows(const mv_job *j, int i, uint64_t r0, uint64_t r1)
@@ -50,24 +103,18 @@ static void mv_rows(const mv_job *j, int i, uint64_t r0, uint64_t r1)
     for (uint64_t r = r0; r < r1; r++, row += w->row_bytes) y[r] = dot(row, act, ne0);
 }
 
-/* Thread ith takes the rows whose first byte lies in its share of the
- * bytes of all weights. */
 static void mv_task(void *ctx, int ith, int nth)
 {
-    const mv_job *j = ctx;
-    size_t lo, hi;
-    pool_split(j->total, 1, ith, nth, &lo, &hi);
-    uint64_t base = 0;
-    for (int i = 0; i < j->n; i++) {
-        const uint64_t rb = j->w[i]->row_bytes, rows = j->w[i]->ne[1];
-        const uint64_t end = base + rows * rb;
-        if (hi > base && lo < end) {
-            uint64_t a = lo > base ? (lo - base + rb - 1) / rb : 0;
-            uint64_t b = (hi - base + rb - 1) / rb;
-            if (b > rows) b = rows;
-            if (a < b) mv_rows(j, i, a, b);
+    mv_job *j = ctx;
+    uint64_t lo, hi;
+    (void)ith, (void)nth;
+    while (op_chunks_claim(&j->chunks, &lo, &hi)) {
+        uint64_t base = 0, a, b;
+        for (int i = 0; i < j->n; i++) {
+            const uint64_t rb = j->w[i]->row_bytes, rows = j->w[i]->ne[1];
+            if (op_rows_in(base, rows, rb, lo, hi, &a, &b)) mv_rows(j, i, a, b);
+            base += rows * rb;
         }
-        base = end;
     }
 }
 
@@ -99,13 +146,23 @@ void op_matvec_multi(mf_pool *pool, int n, const mf_weight *const *w, const floa
     } else {
         j.ks = used ? NULL : ks; /* all-float weights need no scratch */
     }
-    if (j.total < OP_PAR_MIN_BYTES || pool_threads(pool) == 1) mv_task(&j, 0, 1);
+    const int nth = j.total < OP_PAR_MIN_BYTES ? 1 : pool_threads(pool);
+    op_chunks_init(&j.chunks, j.total, nth, OP_CHUNKS_PER_THREAD, OP_MIN_CHUNK_BYTES);
+    if (nth == 1) mv_task(&j, 0, 1);
     else pool_run(pool, mv_task, &j);
 }
 
 /* ---- T inputs at once ---- */
 
-#define MM_TOKEN_BLOCK 16 /* tokens whose quantized inputs stay in L1/L2 while a row is reused */
+/* Tokens whose quantized inputs stay in L1 while the rows pass by: one
+ * vec_dot_n call per row (8 Q8_K inputs of 2048 values are 18 KiB; 16
+ * measured 5-10% slower, their inputs spilling to L2). */
+#define MM_TOKEN_BLOCK QUANT_NTOK_MAX
+/* The most weight bytes of one chunk of a matmul: half an L2. A chunk is
+ * T times the work of a matvec's, so matmuls take more, smaller ones. */
+#define MM_CHUNK_BYTES (256u << 10)
+#define MM_CHUNKS_PER_THREAD 32
+#define MM_MIN_CHUNK_BYTES (4u << 10)
 
 typedef struct mm_job {
     int n, T;
@@ -116,34 +173,42 @@ typedef struct mm_job {
     const uint8_t *act[MF_TYPE_COUNT];  /* T quantized inputs per activation type */
     size_t act_stride[MF_TYPE_COUNT];
     uint64_t total;
+    op_chunks chunks;
 } mm_job;
+
+/* Rows [a, b) of weight i against all T tokens, a block of tokens at a
+ * time: the block's inputs stay in L1 and the rows in L2 while the next
+ * block passes over them. */
+static void mm_rows(const mm_job *j, int i, uint64_t a, uint64_t b)
+{
+    const mf_weight *w = j->w[i];
+    const uint64_t rb = w->row_bytes;
+    const quant_kernel *k = &j->ks->k[w->type];
+    const uint8_t *act = j->act[k->act_type];
+    const size_t as = j->act_stride[k->act_type], ne0 = (size_t)w->ne[0];
+    for (int t0 = 0; t0 < j->T; t0 += MM_TOKEN_BLOCK) {
+        const int t1 = t0 + MM_TOKEN_BLOCK < j->T ? t0 + MM_TOKEN_BLOCK : j->T;
+        const uint8_t *row = (const uint8_t *)w->data + a * rb;
+        for (uint64_t r = a; r < b; r++, row += rb) {
+            float out[MM_TOKEN_BLOCK];
+            quant_dot_n(k, row, act + (size_t)t0 * as, as, ne0, t1 - t0, out);
+            for (int t = t0; t < t1; t++) j->Y[i][(size_t)t * j->y_stride + r] = out[t - t0];
+        }
+    }
+}
 
 static void mm_task(void *ctx, int ith, int nth)
 {
-    const mm_job *j = ctx;
-    size_t lo, hi;
-    pool_split(j->total, 1, ith, nth, &lo, &hi);
-    uint64_t base = 0;
-    for (int i = 0; i < j->n; i++) {
-        const mf_weight *w = j->w[i];
-        const uint64_t rb = w->row_bytes, rows = w->ne[1];
-        const uint64_t end = base + rows * rb;
-        if (hi > base && lo < end) {
-            uint64_t a = lo > base ? (lo - base + rb - 1) / rb : 0;
-            uint64_t b = (hi - base + rb - 1) / rb;
-            if (b > rows) b = rows;
-            const quant_kernel *k = &j->ks->k[w->type];
-            const uint8_t *act = j->act[k->act_type];
-            const size_t as = j->act_stride[k->act_type], ne0 = (size_t)w->ne[0];
-            for (int t0 = 0; t0 < j->T; t0 += MM_TOKEN_BLOCK) {
-                const int t1 = t0 + MM_TOKEN_BLOCK < j->T ? t0 + MM_TOKEN_BLOCK : j->T;
-                const uint8_t *row = (const uint8_t *)w->data + a * rb;
-                for (uint64_t r = a; r < b; r++, row += rb)
-                    for (int t = t0; t < t1; t++)
-                        j->Y[i][(size_t)t * j->y_stride + r] = k->vec_dot(row, act + (size_t)t * as, ne0);
-            }
+    mm_job *j = ctx;
+    uint64_t lo, hi;
+    (void)ith, (void)nth;
+    while (op_chunks_claim(&j->chunks, &lo, &hi)) {
+        uint64_t base = 0, a, b;
+        for (int i = 0; i < j->n; i++) {
+            const uint64_t rb = j->w[i]->row_bytes, rows = j->w[i]->ne[1];
+            if (op_rows_in(base, rows, rb, lo, hi, &a, &b)) mm_rows(j, i, a, b);
+            base += rows * rb;
         }
-        base = end;
     }
 }
 
@@ -195,7 +260,11 @@ void op_matmul(mf_pool *pool, int n, const mf_weight *const *w, const float *X, 
         j.act_stride[at] = st;
         q += st * (size_t)T;
     }
-    if (j.total * (uint64_t)T < OP_PAR_MIN_BYTES || pool_threads(pool) == 1) mm_task(&j, 0, 1);
+    const int nth = j.total * (uint64_t)T < OP_PAR_MIN_BYTES ? 1 : pool_threads(pool);
+    /* chunks of at most MM_CHUNK_BYTES: they stay in L2 over the token blocks */
+    op_chunks_init(&j.chunks, j.total, nth, MM_CHUNKS_PER_THREAD, MM_MIN_CHUNK_BYTES);
+    if (j.chunks.chunk > MM_CHUNK_BYTES) j.chunks.chunk = MM_CHUNK_BYTES;
+    if (nth == 1) mm_task(&j, 0, 1);
     else pool_run(pool, mm_task, &j);
 }
 

@@ -27,8 +27,9 @@ void op_matvec_multi(mf_pool *pool, int n, const mf_weight *const *w, const floa
 /* The same product for T inputs: Y[t] = W . X[t] for each weight of w,
  * X rows x_stride floats apart, y[i] rows of weight i y_stride floats apart.
  * Each weight row is loaded once per block of tokens and dotted with every
- * token's quantized input, with the very kernels op_matvec uses: Y[t] is
- * bit-identical to op_matvec on X[t]. qbuf (qcap bytes) holds the quantized
+ * token's quantized input, its blocks unpacked once for all of them
+ * (vec_dot_n, quant/kernels.h), with results equal bit for bit to the
+ * kernels op_matvec uses: Y[t] is bit-identical to op_matvec on X[t]. qbuf (qcap bytes) holds the quantized
  * inputs; when it is too small the tokens are done one by one. */
 void op_matmul(mf_pool *pool, int n, const mf_weight *const *w, const float *X, size_t x_stride, int T,
                float *const *Y, size_t y_stride, void *qbuf, size_t qcap);

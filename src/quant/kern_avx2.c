@@ -10,7 +10,7 @@
  * The float types (f32, f16, bf16) use four 8-wide FMA accumulators: within
  * a stated tolerance of the reference, not equal to it.
  */
-#include "quant/kern_x86.h"
+#include "quant/kern_x86_n.h"
 
 KERN_NO_FP_CONTRACT
 
@@ -205,6 +205,52 @@ K_DOT(dot_q2_K, block_q2_K, q2_K_group)
 K_DOT(dot_q3_K, block_q3_K, q3_K_group)
 K_DOT(dot_iq4_xs, block_iq4_xs, iq4_xs_group)
 
+/* ---- several tokens (kern_x86_n.h) ---- */
+
+/* q4_K/q5_K, one token: level bytes times activations in int16 pairs
+ * (vpmaddubsw), times the sub-block's scale into int32 (vpmaddwd). */
+KERN_INLINE void k4n_sum(const k4n_w *u, const block_q8_K *a, __m256i *s, __m256i *m)
+{
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+    for (int j = 0; j < 4; j++) {
+        const __m256i pl = _mm256_maddubs_epi16(u->lv[2 * j], load32(a->qs + 64 * j));
+        const __m256i pu = _mm256_maddubs_epi16(u->lv[2 * j + 1], load32(a->qs + 64 * j + 32));
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(pl, _mm256_set1_epi32(u->sc[2 * j])));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(pu, _mm256_set1_epi32(u->sc[2 * j + 1])));
+    }
+    *s = _mm256_add_epi32(s0, s1);
+    *m = k4n_mins(u, a);
+}
+
+/* q6_K, one token: as q6_block, the -32 correction from the bsums. */
+KERN_INLINE void q6n_sum(const q6n_w *u, const block_q8_K *a, __m256i *s, __m256i *m)
+{
+    __m256i s0 = _mm256_madd_epi16(load32(a->bsums), u->nsc), s1 = _mm256_setzero_si256();
+    for (int k = 0; k < 8; k += 2) {
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(u->sv[k], _mm256_maddubs_epi16(u->q[k], load32(a->qs + 32 * k))));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(u->sv[k + 1], _mm256_maddubs_epi16(u->q[k + 1], load32(a->qs + 32 * k + 32))));
+    }
+    *s = _mm256_add_epi32(s0, s1);
+    (void)m;
+}
+
+/* 32-value blocks, one token: |w| times a with w's signs (vpmaddubsw),
+ * pairs to int32 (vpmaddwd), as dot_i8 */
+KERN_INLINE __m256i kn32_sum(__m256i mag, __m256i w, __m256i a)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(mag, _mm256_sign_epi8(a, w)), _mm256_set1_epi16(1));
+}
+
+KN32_DEFINE(dot_n_q8_0, block_q8_0, lv_q8_0, DW1_FP16, kn32_sum, dot_q8_0)
+KN32_DEFINE(dot_n_q4_0, block_q4_0, lv_q4_0, DW1_FP16, kn32_sum, dot_q4_0)
+KN32_DEFINE(dot_n_q5_0, block_q5_0, lv_q5_0, DW1_FP16, kn32_sum, dot_q5_0)
+KN32_DEFINE(dot_n_iq4_nl, block_iq4_nl, lv_iq4_nl, DW1_FP16, kn32_sum, dot_iq4_nl)
+KN32_DEFINE(dot_n_mxfp4, block_mxfp4, lv_mxfp4, DW1_E8M0, kn32_sum, dot_mxfp4)
+
+KN_DEFINE(dot_n_q4_K, block_q4_K, k4n_w, q4n_unpack, k4n_sum, K4N_CONTRIB, dot_q4_K)
+KN_DEFINE(dot_n_q5_K, block_q5_K, k4n_w, q5n_unpack, k4n_sum, K4N_CONTRIB, dot_q5_K)
+KN_DEFINE(dot_n_q6_K, block_q6_K, q6n_w, q6n_unpack, q6n_sum, Q6N_CONTRIB, dot_q6_K)
+
 /* ---- float activations ---- */
 
 #define FLOAT_DOT(name, T, LOAD8, CVT1)                                                            \
@@ -251,6 +297,14 @@ void kern_fill_avx2(quant_kernel_set *s)
     s->k[MF_TYPE_MXFP4].vec_dot = dot_mxfp4;
     s->k[MF_TYPE_Q4_K].vec_dot = dot_q4_K;
     s->k[MF_TYPE_Q5_K].vec_dot = dot_q5_K;
+    s->k[MF_TYPE_Q4_K].vec_dot_n = dot_n_q4_K;
+    s->k[MF_TYPE_Q5_K].vec_dot_n = dot_n_q5_K;
+    s->k[MF_TYPE_Q6_K].vec_dot_n = dot_n_q6_K;
+    s->k[MF_TYPE_Q8_0].vec_dot_n = dot_n_q8_0;
+    s->k[MF_TYPE_Q4_0].vec_dot_n = dot_n_q4_0;
+    s->k[MF_TYPE_Q5_0].vec_dot_n = dot_n_q5_0;
+    s->k[MF_TYPE_IQ4_NL].vec_dot_n = dot_n_iq4_nl;
+    s->k[MF_TYPE_MXFP4].vec_dot_n = dot_n_mxfp4;
     s->k[MF_TYPE_Q6_K].vec_dot = dot_q6_K;
     s->k[MF_TYPE_Q2_K].vec_dot = dot_q2_K;
     s->k[MF_TYPE_Q3_K].vec_dot = dot_q3_K;

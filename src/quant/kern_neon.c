@@ -217,6 +217,97 @@ static float dot_q5_K(const void *row, const void *act, size_t n)
     return kern_acc4_finish(acc);
 }
 
+/* ---- q4_K/q5_K against several tokens (vec_dot_n) ----
+ *
+ * A superblock's levels are unpacked once into 16 registers and dotted with
+ * every token's activations; each sub-block's int32 lanes are scaled by its
+ * integer scale (vmlaq_n_s32) and reduced once per token: the same exact
+ * integers as k4_block, and the same float steps per token, in the same
+ * block order, so out[t] equals dot_q4_K/dot_q5_K bit for bit. */
+
+/* lv[2s], lv[2s + 1]: the 32 levels of sub-block s */
+static inline void k4n_unpack(const uint8_t *qs, const uint8_t *qh, int8x16_t lv[16])
+{
+    const uint8x16_t m4 = vdupq_n_u8(0x0f), b10 = vdupq_n_u8(0x10);
+    uint8x16_t h0 = vdupq_n_u8(0), h1 = h0;
+    if (qh) {
+        h0 = vld1q_u8(qh);
+        h1 = vld1q_u8(qh + 16);
+    }
+    for (int j = 0; j < 4; j++) {
+        const uint8x16_t q0 = vld1q_u8(qs + 32 * j), q1 = vld1q_u8(qs + 32 * j + 16);
+        uint8x16_t l0 = vandq_u8(q0, m4), l1 = vandq_u8(q1, m4), u0 = vshrq_n_u8(q0, 4), u1 = vshrq_n_u8(q1, 4);
+        if (qh) {
+            const uint8x16_t bl = vdupq_n_u8((uint8_t)(1u << (2 * j))), bu = vdupq_n_u8((uint8_t)(2u << (2 * j)));
+            l0 = vorrq_u8(l0, vandq_u8(vtstq_u8(h0, bl), b10));
+            l1 = vorrq_u8(l1, vandq_u8(vtstq_u8(h1, bl), b10));
+            u0 = vorrq_u8(u0, vandq_u8(vtstq_u8(h0, bu), b10));
+            u1 = vorrq_u8(u1, vandq_u8(vtstq_u8(h1, bu), b10));
+        }
+        lv[4 * j] = vreinterpretq_s8_u8(l0);
+        lv[4 * j + 1] = vreinterpretq_s8_u8(l1);
+        lv[4 * j + 2] = vreinterpretq_s8_u8(u0);
+        lv[4 * j + 3] = vreinterpretq_s8_u8(u1);
+    }
+}
+
+/* One token: acc[b & 3] += its contribution of the superblock. */
+static inline void k4n_token(const int8x16_t lv[16], const uint8_t sc[16], float dw, float dmin_w,
+                             const block_q8_K *a, size_t b, float *acc)
+{
+    int32x4_t s = vdupq_n_s32(0);
+    for (int j = 0; j < 8; j++) {
+        const int8_t *y = a->qs + 32 * j;
+        const int32x4_t p = vdotq_s32(vdotq_s32(vdupq_n_s32(0), lv[2 * j], vld1q_s8(y)), lv[2 * j + 1], vld1q_s8(y + 16));
+        s = vmlaq_n_s32(s, p, sc[j]);
+    }
+    const int isum = vaddvq_s32(s);
+    /* pairs of bsums (<= 2 * 32 * 127: int16) times the mins */
+    const int16x8_t bs = vpaddq_s16(vld1q_s16(a->bsums), vld1q_s16(a->bsums + 8));
+    const int16x8_t mn = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(sc + 8)));
+    const int isum_m = vaddvq_s32(vmlal_high_s16(vmull_s16(vget_low_s16(bs), vget_low_s16(mn)), bs, mn));
+    const float d = a->d * dw, dmin = a->d * dmin_w;
+    acc[b & 3] += d * (float)isum - dmin * (float)isum_m;
+}
+
+/* The superblocks of row are wbytes apart, (d, dmin) first (both types),
+ * qs and scales at their offsets; qh_off 0: no fifth bit (q4_K). */
+static void k4n_dot(const uint8_t *row, size_t wbytes, size_t qs_off, size_t qh_off, const uint8_t *act, size_t stride,
+                    size_t n, int ntok, float *out)
+{
+    float acc[QUANT_NTOK_MAX][4];
+    for (; ntok > 0; ntok -= QUANT_NTOK_MAX, act += QUANT_NTOK_MAX * stride, out += QUANT_NTOK_MAX) {
+        const int nt = ntok < QUANT_NTOK_MAX ? ntok : QUANT_NTOK_MAX;
+        memset(acc, 0, sizeof acc);
+        for (size_t b = 0; b < n / QK_K; b++) {
+            const uint8_t *w = row + b * wbytes;
+            int8x16_t lv[16];
+            uint8_t sc[16];
+            mf_fp16 dd[2];
+            k4n_unpack(w + qs_off, qh_off ? w + qh_off : NULL, lv);
+            kern_k4_scales(w + offsetof(block_q4_K, scales), sc);
+            memcpy(dd, w, sizeof dd);
+            const float dw = f16(dd[0]), dmin_w = f16(dd[1]);
+            for (int t = 0; t < nt; t++)
+                k4n_token(lv, sc, dw, dmin_w, (const block_q8_K *)(const void *)(act + (size_t)t * stride) + b, b, acc[t]);
+        }
+        for (int t = 0; t < nt; t++) out[t] = kern_acc4_finish(acc[t]);
+    }
+}
+
+static_assert(offsetof(block_q4_K, dmin) == 2 && offsetof(block_q5_K, dmin) == 2, "q4_K/q5_K: d, dmin first");
+static_assert(offsetof(block_q4_K, scales) == offsetof(block_q5_K, scales), "q4_K/q5_K: scales at one offset");
+
+static void dot_n_q4_K(const void *row, const void *act, size_t stride, size_t n, int ntok, float *out)
+{
+    k4n_dot(row, sizeof(block_q4_K), offsetof(block_q4_K, qs), 0, act, stride, n, ntok, out);
+}
+
+static void dot_n_q5_K(const void *row, const void *act, size_t stride, size_t n, int ntok, float *out)
+{
+    k4n_dot(row, sizeof(block_q5_K), offsetof(block_q5_K, qs), offsetof(block_q5_K, qh), act, stride, n, ntok, out);
+}
+
 /* q6_K: levels (lo | hi << 4) - 32 as int8, 16 sub-blocks of 16. */
 static float dot_q6_K(const void *row, const void *act, size_t n)
 {
@@ -246,6 +337,53 @@ static float dot_q6_K(const void *row, const void *act, size_t n)
         acc[b & 3] += d * (float)isum;
     }
     return kern_acc4_finish(acc);
+}
+
+/* q6_K against several tokens: the 256 levels - 32 unpacked once into 16
+ * registers (v[8h + 4g + c]: values 128h + 32c + 16g .. + 15, scale
+ * 8h + 2c + g), then per token each one's int32 lanes times its scale
+ * (vmlaq_n_s32), reduced once: dot_q6_K's integer, its float steps. */
+static void dot_n_q6_K(const void *row, const void *act, size_t stride, size_t n, int ntok, float *out)
+{
+    const block_q6_K *w = row;
+    const uint8x16_t m4 = vdupq_n_u8(0x0f), m3 = vdupq_n_u8(3);
+    const int8x16_t m32 = vdupq_n_s8(32);
+    float acc[QUANT_NTOK_MAX][4];
+    const uint8_t *x = act;
+    for (; ntok > 0; ntok -= QUANT_NTOK_MAX, x += QUANT_NTOK_MAX * stride, out += QUANT_NTOK_MAX) {
+        const int nt = ntok < QUANT_NTOK_MAX ? ntok : QUANT_NTOK_MAX;
+        memset(acc, 0, sizeof acc);
+        for (size_t b = 0; b < n / QK_K; b++) {
+            int8x16_t v[16];
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *ql = w[b].ql + 64 * h, *qh = w[b].qh + 32 * h;
+                for (int g = 0; g < 2; g++) {
+                    const uint8x16_t hb = vld1q_u8(qh + 16 * g);
+                    const uint8x16_t l0 = vld1q_u8(ql + 16 * g), l1 = vld1q_u8(ql + 32 + 16 * g);
+                    const uint8x16_t lo[4] = { vandq_u8(l0, m4), vandq_u8(l1, m4), vshrq_n_u8(l0, 4), vshrq_n_u8(l1, 4) };
+                    const uint8x16_t hi[4] = { vandq_u8(hb, m3), vandq_u8(vshrq_n_u8(hb, 2), m3),
+                                               vandq_u8(vshrq_n_u8(hb, 4), m3), vshrq_n_u8(hb, 6) };
+                    for (int c = 0; c < 4; c++)
+                        v[8 * h + 4 * g + c] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo[c], vshlq_n_u8(hi[c], 4))), m32);
+                }
+            }
+            const float dw = f16(w[b].d);
+            for (int t = 0; t < nt; t++) {
+                const block_q8_K *a = (const block_q8_K *)(const void *)(x + (size_t)t * stride) + b;
+                int32x4_t sum = vdupq_n_s32(0);
+                for (int h = 0; h < 2; h++)
+                    for (int g = 0; g < 2; g++)
+                        for (int c = 0; c < 4; c++) {
+                            const int32x4_t p = vdotq_s32(vdupq_n_s32(0), v[8 * h + 4 * g + c],
+                                                          vld1q_s8(a->qs + 128 * h + 32 * c + 16 * g));
+                            sum = vmlaq_n_s32(sum, p, w[b].scales[8 * h + 2 * c + g]);
+                        }
+                const float d = a->d * dw;
+                acc[t][b & 3] += d * (float)vaddvq_s32(sum);
+            }
+        }
+        for (int t = 0; t < nt; t++) out[t] = kern_acc4_finish(acc[t]);
+    }
 }
 
 /* q2_K: value 128h + 32c + 16g + l is bits 2c of qs[32h + 16g + l],
@@ -385,8 +523,11 @@ void kern_fill_neon(quant_kernel_set *s)
     s->k[MF_TYPE_IQ4_NL].vec_dot = dot_iq4_nl;
     s->k[MF_TYPE_MXFP4].vec_dot = dot_mxfp4;
     s->k[MF_TYPE_Q4_K].vec_dot = dot_q4_K;
+    s->k[MF_TYPE_Q4_K].vec_dot_n = dot_n_q4_K;
     s->k[MF_TYPE_Q5_K].vec_dot = dot_q5_K;
+    s->k[MF_TYPE_Q5_K].vec_dot_n = dot_n_q5_K;
     s->k[MF_TYPE_Q6_K].vec_dot = dot_q6_K;
+    s->k[MF_TYPE_Q6_K].vec_dot_n = dot_n_q6_K;
     s->k[MF_TYPE_Q2_K].vec_dot = dot_q2_K;
     s->k[MF_TYPE_Q3_K].vec_dot = dot_q3_K;
     s->k[MF_TYPE_IQ4_XS].vec_dot = dot_iq4_xs;

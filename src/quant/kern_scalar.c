@@ -380,8 +380,8 @@ void kern_fill_scalar(quant_kernel_set *s)
 {
     memset(s, 0, sizeof *s);
     s->simd = QUANT_SIMD_SCALAR;
-#define F(t, fn) s->k[t] = (quant_kernel){ MF_TYPE_F32, fn }
-#define Q(t, at, fn) s->k[t] = (quant_kernel){ at, fn }
+#define F(t, fn) s->k[t] = (quant_kernel){ .act_type = MF_TYPE_F32, .vec_dot = fn }
+#define Q(t, at, fn) s->k[t] = (quant_kernel){ .act_type = at, .vec_dot = fn }
     F(MF_TYPE_F32, fdot_f32);
     F(MF_TYPE_F16, fdot_f16);
     F(MF_TYPE_BF16, fdot_bf16);

@@ -252,7 +252,7 @@ static float dot_iq1_m(const void *row, const void *act, size_t n)
 
 void kern_fill_scalar_iq(quant_kernel_set *s)
 {
-#define Q(t, fn) s->k[t] = (quant_kernel){ MF_TYPE_Q8_K, fn }
+#define Q(t, fn) s->k[t] = (quant_kernel){ .act_type = MF_TYPE_Q8_K, .vec_dot = fn }
     Q(MF_TYPE_IQ2_XXS, dot_iq2_xxs);
     Q(MF_TYPE_IQ2_XS, dot_iq2_xs);
     Q(MF_TYPE_IQ2_S, dot_iq2_s);

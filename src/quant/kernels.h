@@ -49,6 +49,12 @@
  * q4_1/q5_1 and the float-activation types other than f32/f16/bf16 run
  * the scalar kernels everywhere.
  *
+ * Several tokens (vec_dot_n, prefill): q4_K q5_K q6_K q8_0 q4_0 q5_0
+ * iq4_nl mxfp4 on AVX2 and AVX-512 (kern_x86_n.h), q4_K q5_K q6_K on NEON,
+ * form each weight block's levels once for up to QUANT_NTOK_MAX tokens;
+ * every other type and the scalar set loop over vec_dot (quant_dot_n).
+ * Either way out[t] is vec_dot's result, bit for bit.
+ *
  * Selection: the best variant the CPU supports (CPUID and XGETBV on x86,
  * hwcaps on aarch64), unless MF_SIMD=scalar|avx2|avx512|neon asks for less
  * (a variant the CPU lacks falls back to the best one below it), so tests
@@ -69,6 +75,16 @@ typedef void (*quant_act_fn)(const float *x, void *dst, size_t n);
  * row type's activation type (for float activations, act is the float x). */
 typedef float (*quant_vec_dot_fn)(const void *row, const void *act, size_t n);
 
+/* The most activation vectors one vec_dot_n call takes. */
+#define QUANT_NTOK_MAX 8
+/* The same row against ntok (1..QUANT_NTOK_MAX) activation vectors, the
+ * one of token t at act + t * act_stride bytes: out[t] is equal bit for bit
+ * to vec_dot(row, act + t * act_stride, n). The weights of each block are
+ * unpacked once and reused for every token (prefill: op_matmul), which is
+ * where a batch of tokens saves its time over token-by-token matvecs. */
+typedef void (*quant_vec_dot_n_fn)(const void *row, const void *act, size_t act_stride, size_t n, int ntok,
+                                   float *out);
+
 typedef enum quant_simd {
     QUANT_SIMD_SCALAR = 0,
     QUANT_SIMD_AVX2 = 1,
@@ -80,7 +96,20 @@ typedef enum quant_simd {
 typedef struct quant_kernel {
     uint32_t act_type;         /* MF_TYPE_F32, MF_TYPE_Q8_0 or MF_TYPE_Q8_K */
     quant_vec_dot_fn vec_dot;  /* NULL: the type cannot be computed */
+    quant_vec_dot_n_fn vec_dot_n; /* NULL: quant_dot_n loops over vec_dot */
 } quant_kernel;
+
+/* vec_dot_n where the kernel has one (and there is more than one token),
+ * else vec_dot token by token. */
+static inline void quant_dot_n(const quant_kernel *k, const void *row, const void *act, size_t act_stride, size_t n,
+                               int ntok, float *out)
+{
+    if (k->vec_dot_n && ntok > 1) {
+        k->vec_dot_n(row, act, act_stride, n, ntok, out);
+        return;
+    }
+    for (int t = 0; t < ntok; t++) out[t] = k->vec_dot(row, (const uint8_t *)act + (size_t)t * act_stride, n);
+}
 
 typedef struct quant_kernel_set {
     quant_simd simd;
