@@ -83,6 +83,6 @@ static float dot_tq2_0(const void *row, const void *act, size_t n)
 
 void kern_fill_scalar_tq(quant_kernel_set *s)
 {
-    s->k[MF_TYPE_TQ1_0] = (quant_kernel){ MF_TYPE_Q8_K, dot_tq1_0 };
-    s->k[MF_TYPE_TQ2_0] = (quant_kernel){ MF_TYPE_Q8_K, dot_tq2_0 };
+    s->k[MF_TYPE_TQ1_0] = (quant_kernel){ .act_type = MF_TYPE_Q8_K, .vec_dot = dot_tq1_0 };
+    s->k[MF_TYPE_TQ2_0] = (quant_kernel){ .act_type = MF_TYPE_Q8_K, .vec_dot = dot_tq2_0 };
 }

@@ -104,8 +104,8 @@ K_DOT(dot_tq2_0, block_tq2_0, tq2_group)
 
 static inline void tq_fill(quant_kernel_set *s)
 {
-    s->k[MF_TYPE_TQ1_0] = (quant_kernel){ MF_TYPE_Q8_K, dot_tq1_0 };
-    s->k[MF_TYPE_TQ2_0] = (quant_kernel){ MF_TYPE_Q8_K, dot_tq2_0 };
+    s->k[MF_TYPE_TQ1_0] = (quant_kernel){ .act_type = MF_TYPE_Q8_K, .vec_dot = dot_tq1_0 };
+    s->k[MF_TYPE_TQ2_0] = (quant_kernel){ .act_type = MF_TYPE_Q8_K, .vec_dot = dot_tq2_0 };
 }
 
 #endif
