@@ -2,6 +2,11 @@
  * generation counter. Workers spin on the counter for a short while after
  * each job (the next matvec of a decode step follows within microseconds)
  * and then sleep on a condition variable, so an idle engine uses no CPU.
+ * The thread indices of a job are claimed, not assigned: the caller runs
+ * index 0 and then claims whatever indices no worker has started, so a
+ * worker the OS has not scheduled yet (a shared machine, a busy core)
+ * never keeps the caller spinning; a claim carries the job's generation,
+ * so a late worker cannot take an index of the next job.
  * The counters the caller writes and the one the workers write sit on
  * cache lines of their own, so a spinning worker does not slow the
  * caller's stores (or the other way round). The scratch buffer is
@@ -12,6 +17,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,11 +42,26 @@ struct mf_pool {
     atomic_bool stop;
     pool_fn fn;
     void *ctx;
-    /* written by the workers */
-    _Alignas(64) atomic_int pending; /* workers still running the current job */
+    /* written by every thread */
+    _Alignas(64) atomic_uint_fast64_t claim; /* generation << 32 | next index to run */
+    _Alignas(64) atomic_int pending; /* indices 1..n-1 not finished yet */
 };
 
-typedef struct { mf_pool *p; int ith; } worker_arg;
+/* Runs the indices of job generation g that nobody has claimed yet. */
+static void run_claims(mf_pool *p, unsigned g, pool_fn fn, void *ctx)
+{
+    uint_fast64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
+    for (;;) {
+        if ((unsigned)(c >> 32) != g || (int)(uint32_t)c >= p->n) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->claim, &c, c + 1, memory_order_acq_rel, memory_order_acquire))
+            continue;
+        fn(ctx, (int)(uint32_t)c, p->n);
+        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        c = atomic_load_explicit(&p->claim, memory_order_acquire);
+    }
+}
+
+typedef struct { mf_pool *p; } worker_arg;
 
 static inline void cpu_relax(void)
 {
@@ -55,7 +76,6 @@ static void *worker(void *arg)
 {
     worker_arg *wa = arg;
     mf_pool *p = wa->p;
-    int ith = wa->ith;
     free(wa);
     unsigned seen = 0;
     for (;;) {
@@ -78,8 +98,9 @@ static void *worker(void *arg)
         }
         if (atomic_load(&p->stop)) return NULL;
         seen = g;
-        p->fn(p->ctx, ith, p->n);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        /* fn and ctx are this job's while one of its indices is unclaimed
+         * or running: the caller cannot publish the next job before */
+        run_claims(p, g, p->fn, p->ctx);
     }
 }
 
@@ -108,7 +129,6 @@ mf_pool *pool_new(int n_threads)
         worker_arg *wa = malloc(sizeof *wa);
         if (!wa) { p->n = i; break; }
         wa->p = p;
-        wa->ith = i;
         if (pthread_create(&p->th[i], NULL, worker, wa) != 0) { free(wa); p->n = i; break; }
     }
     return p;
@@ -142,7 +162,9 @@ void pool_run(mf_pool *p, pool_fn fn, void *ctx)
     if (!p || p->n == 1) { fn(ctx, 0, 1); return; }
     p->fn = fn;
     p->ctx = ctx;
+    const unsigned g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
     atomic_store(&p->pending, p->n - 1);
+    atomic_store(&p->claim, (uint_fast64_t)g << 32 | 1u);
     atomic_fetch_add(&p->gen, 1); /* seq_cst: pairs with the sleepers count */
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
@@ -150,6 +172,7 @@ void pool_run(mf_pool *p, pool_fn fn, void *ctx)
         pthread_mutex_unlock(&p->mu);
     }
     fn(ctx, 0, p->n);
+    run_claims(p, g, fn, ctx);
     for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
         if (spins < p->spin) cpu_relax();
         else sched_yield();

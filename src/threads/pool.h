@@ -1,7 +1,10 @@
 /* pool.h — the thread pool for row ranges of matrix-vector work.
  *
  * pool_run(p, fn, ctx) calls fn(ctx, i, n) once for each thread index i in
- * [0, n) — the caller is thread 0 — and returns when all are done. Work is
+ * [0, n) — the caller runs index 0, and any index no worker has started by
+ * then — and returns when all are done. An index is a share of the work,
+ * not an OS thread: two indices never run at once on one thread, but a
+ * thread may run several, one after another. Work is
  * split by the callee from (i, n), so the same rows always land in the same
  * place in the output and results do not depend on the thread count.
  * Workers spin briefly between jobs (decode issues many small jobs) and then
