@@ -527,6 +527,22 @@ static int detach_header(gguf_file *f, mf_error *e)
     return 0;
 }
 
+int gguf_pread(const gguf_file *f, int part, uint64_t off, void *buf, size_t n, mf_error *e)
+{
+    const gguf_part *p = &f->parts[part];
+    if (p->fd < 0) return mf_fail(e, "%s: reading %zu bytes at byte %" PRIu64 ": no file to read from", p->path, n, off);
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(p->fd, (uint8_t *)buf + done, n - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0)
+            return mf_fail(e, "%s: reading %zu bytes at byte %" PRIu64 ": %s", p->path, n, off + done,
+                           r < 0 ? strerror(errno) : "unexpected end of file (the file shrank?)");
+        done += (size_t)r;
+    }
+    return 0;
+}
+
 int gguf_load_tensors(gguf_file *f, bool (*want)(const gguf_tensor *t, void *ctx), void *ctx, mf_error *e)
 {
     uint64_t total = 0;
@@ -540,17 +556,9 @@ int gguf_load_tensors(gguf_file *f, bool (*want)(const gguf_tensor *t, void *ctx
         gguf_tensor *t = &f->tensors[i];
         if (!want(t, ctx)) { t->data = NULL; continue; }
         gguf_part *p = &f->parts[t->file];
-        uint64_t done = 0;
-        while (done < t->nbytes) {
-            ssize_t r = pread(p->fd, buf + at + done, (size_t)(t->nbytes - done), (off_t)(t->offset + done));
-            if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) {
-                int err = errno;
-                free(buf);
-                return mf_fail(e, "%s: reading tensor %s at byte %" PRIu64 ": %s", p->path, t->name, t->offset + done,
-                               r < 0 ? strerror(err) : "unexpected end of file (the file shrank?)");
-            }
-            done += (uint64_t)r;
+        if (gguf_pread(f, t->file, t->offset, buf + at, (size_t)t->nbytes, e)) {
+            free(buf);
+            return mf_fail_wrap(e, "tensor %s", t->name);
         }
         /* these bytes now live in anonymous memory; the page cache copy can go */
         posix_fadvise(p->fd, (off_t)t->offset, (off_t)t->nbytes, POSIX_FADV_DONTNEED);

@@ -97,6 +97,11 @@ void gguf_close(gguf_file *f);
  * truncated or changed without a SIGBUS: only explicit reads see it. */
 int gguf_load_tensors(gguf_file *f, bool (*want)(const gguf_tensor *t, void *ctx), void *ctx, mf_error *e);
 
+/* Reads n bytes at byte off of part `part` (pread: safe from several
+ * threads, no mapping involved). A short read (the file shrank) or an I/O
+ * error is an error naming the file, the byte offset and the cause. */
+int gguf_pread(const gguf_file *f, int part, uint64_t off, void *buf, size_t n, mf_error *e);
+
 const gguf_kv *gguf_find(const gguf_file *f, const char *key);
 const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 const char *gguf_vtype_name(gguf_vtype t);

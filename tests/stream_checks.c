@@ -137,14 +137,18 @@ void stream_check_inspect(t_state *t_, const char *model, unsigned n_moe_layers)
     snprintf(path, sizeof path, "golden/%s.tensors.txt", model);
     char *list = t_read_file(t_shared(path), NULL);
     REQUIREF(list, "cannot read %s", path);
-    uint64_t total = 0, experts = 0;
+    uint64_t total = 0, experts = 0, embd = 0;
+    bool untied = false;
     for (char *line = strtok(list, "\n"); line; line = strtok(NULL, "\n")) {
         char name[256];
         unsigned long long off, nbytes;
         if (sscanf(line, "%255s %*s %*s %llu %llu", name, &off, &nbytes) != 3) continue;
         total += nbytes;
         if (strstr(name, "_exps.")) experts += nbytes;
+        if (!strcmp(name, "token_embd.weight")) embd = nbytes;
+        if (!strcmp(name, "output.weight")) untied = true;
     }
+    if (!untied) embd = 0; /* tied: the embedding is the output head, resident */
     free(list);
 
     snprintf(path, sizeof path, "golden/%s.gguf", model);
@@ -158,16 +162,21 @@ void stream_check_inspect(t_state *t_, const char *model, unsigned n_moe_layers)
     CHECKF(rc == 0, "%s", e.msg);
     if (rc == 0) {
         int64_t t = after(out, "total tensor bytes:"), r = after(out, "resident (non-expert):"),
-                x = after(out, "routed experts:");
+                x = after(out, "routed experts:"), d = after(out, "token embedding, read per token:");
         CHECKF(t >= 0 && r >= 0 && x >= 0, "%s: inspect prints no memory plan", model);
-        CHECKF(r + x == t, "%s: resident %" PRId64 " + experts %" PRId64 " != total %" PRId64, model, r, x, t);
+        if (d < 0) d = 0;
+        CHECKF((uint64_t)d == embd, "%s: embedding read per token %" PRId64 ", the listing says %" PRIu64 " (untied: %d)",
+               model, d, embd, untied);
+        CHECKF(r + d + x == t, "%s: resident %" PRId64 " + embedding %" PRId64 " + experts %" PRId64 " != total %" PRId64,
+               model, r, d, x, t);
         CHECKF((uint64_t)t == total, "%s: total %" PRId64 ", the tensor listing sums to %" PRIu64, model, t, total);
         CHECKF((uint64_t)x == experts, "%s: routed experts %" PRId64 ", the listing's _exps tensors sum to %" PRIu64,
                model, x, experts);
         char want[64];
         snprintf(want, sizeof want, "in %u MoE layers", n_moe_layers);
         CHECKF(strstr(out, want) != NULL, "%s: inspect does not say \"%s\"", model, want);
-        printf("  %-28s inspect: total %" PRId64 " = resident %" PRId64 " + experts %" PRId64 "\n", model, t, r, x);
+        printf("  %-28s inspect: total %" PRId64 " = resident %" PRId64 " + embedding %" PRId64 " + experts %" PRId64 "\n",
+               model, t, r, d, x);
     }
     free(out);
 }

@@ -292,11 +292,12 @@ TEST(store_peak_rss_bounded)
     const char *q = strstr(js, "\"cache_bytes\": ");
     REQUIRE(q);
     unsigned long long cb = strtoull(q + 15, NULL, 10);
-    /* resident (non-expert) bytes of this shape: embeddings, output head,
-     * attention; the KV cache is allocated for 256 positions */
+    /* resident (non-expert) bytes of this shape: the output head and
+     * attention (the untied token embedding stays on disk); the KV cache is
+     * allocated for 256 positions */
     const uint64_t E = sh.n_embd, V = sh.n_vocab, Q = (uint64_t)sh.n_head * sh.head_dim;
     const uint64_t KV = (uint64_t)sh.n_head_kv * sh.head_dim;
-    uint64_t resident = (2 * E * V) * 144 / 256 + sh.n_layer * ((2 * E * Q + 2 * E * KV) * 144 / 256 + E * sh.n_expert * 4);
+    uint64_t resident = (E * V) * 144 / 256 + sh.n_layer * ((2 * E * Q + 2 * E * KV) * 144 / 256 + E * sh.n_expert * 4);
     uint64_t kv = (uint64_t)sh.n_layer * 256 * 2 * KV * 4;
     uint64_t bound = (uint64_t)((double)(resident + cb + kv) * 1.10);
     printf("  peak RSS %.1f MB, cache %.1f MB, file %.1f MB, bound %.1f MB\n", rss / 1e6, cb / 1e6, st.st_size / 1e6,

@@ -42,6 +42,10 @@ static void check_plan(t_state *t_, const char *path, uint32_t n_moe_layers)
         total += f->tensors[i].nbytes;
         if (strstr(f->tensors[i].name, "_exps.")) experts += f->tensors[i].nbytes;
     }
+    /* untied in every synthetic preset: the embedding stays on disk */
+    const gguf_tensor *te = gguf_find_tensor(f, "token_embd.weight");
+    CHECK(te && gguf_find_tensor(f, "output.weight"));
+    const uint64_t embd = te ? te->nbytes : 0;
     gguf_close(f);
     char *out = NULL;
     size_t len = 0;
@@ -51,8 +55,11 @@ static void check_plan(t_state *t_, const char *path, uint32_t n_moe_layers)
     fclose(mem);
     CHECKF(rc == 0, "%s", e.msg);
     int64_t t = after(out, "total tensor bytes:"), r = after(out, "resident (non-expert):"), x = after(out, "routed experts:");
+    int64_t d = after(out, "token embedding, read per token:");
     CHECKF(t > 0 && r > 0 && x > 0, "%s: inspect prints no memory plan", path);
-    CHECKF(r + x == t, "resident %" PRId64 " + experts %" PRId64 " != total %" PRId64, r, x, t);
+    CHECKF(d >= 0 && (uint64_t)d == embd, "embedding read per token %" PRId64 ", the tensor is %" PRIu64 " bytes", d, embd);
+    CHECKF(r + d + x == t, "resident %" PRId64 " + embedding %" PRId64 " + experts %" PRId64 " != total %" PRId64, r, d,
+           x, t);
     CHECKF((uint64_t)t == total && (uint64_t)x == experts, "plan total %" PRId64 " / experts %" PRId64
            ", the tensor table sums to %" PRIu64 " / %" PRIu64, t, x, total, experts);
     char want[64];

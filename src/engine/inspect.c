@@ -3,7 +3,8 @@
  * the routed experts) and streamed (the `*_exps` tensors, one slice per
  * expert), and states the bytes one token reads when all K experts of
  * every layer miss the cache. It needs no architecture support, so it
- * works on any GGUF. */
+ * works on any GGUF. An untied token embedding has a line of its own: it
+ * stays on disk and each token reads its one row. */
 #include "moeflash.h"
 #include "gguf.h"
 #include "quant/quant.h"
@@ -102,6 +103,10 @@ int mf_inspect(const char *path, FILE *out, mf_error *e)
     human(b1, sizeof b1, plan.resident_bytes);
     fprintf(out, "  resident (non-expert):   %" PRIu64 " (%s), %.2f bits per weight\n", plan.resident_bytes, b1,
             plan.resident_elems ? 8.0 * (double)plan.resident_bytes / (double)plan.resident_elems : 0.0);
+    if (plan.row_read_bytes) {
+        human(b1, sizeof b1, plan.row_read_bytes);
+        fprintf(out, "  token embedding, read per token: %" PRIu64 " (%s) on disk\n", plan.row_read_bytes, b1);
+    }
     human(b1, sizeof b1, plan.expert_bytes);
     fprintf(out, "  routed experts:          %" PRIu64 " (%s) in %u MoE layers x %u experts, %u used per token, "
                  "%.2f bits per weight\n",

@@ -47,10 +47,13 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Everything but the routed experts (the store reads those) and the untied
+ * token embedding (a token reads one row of it: op_get_row). */
 static bool is_resident(const gguf_tensor *t, void *ctx)
 {
-    (void)ctx;
+    const gguf_file *f = ctx;
     const char *rest;
+    if (plan_is_row_read(f, t)) return false;
     return plan_tensor_layer(t->name, &rest) < 0 || !plan_is_expert_tensor(rest);
 }
 
@@ -107,7 +110,7 @@ mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
     /* The dense part is read into memory once; routed experts are read by
      * the store. Nothing maps the file afterwards, so a file changed under
      * us gives read errors, never a SIGBUS. */
-    if (gguf_load_tensors(m->f, is_resident, NULL, e)) goto fail;
+    if (gguf_load_tensors(m->f, is_resident, m->f, e)) goto fail;
     /* The vocabulary is optional for evaluating token ids; its error is kept
      * for the commands that need text. */
     m->vocab = tok_vocab_load(m->f, &m->vocab_err);

@@ -1,6 +1,7 @@
 /* plan.c — resident vs streamed bytes of a model, from its tensor table.
  * Routed experts are the 3-D `blk.L.ffn_*_exps.weight` tensors (and their
- * per-expert biases); everything else is resident. */
+ * per-expert biases); an untied token embedding is read a row per token
+ * from the file; everything else is resident. */
 #include "engine/plan.h"
 
 #include <inttypes.h>
@@ -21,6 +22,11 @@ int plan_tensor_layer(const char *name, const char **rest)
 bool plan_is_expert_tensor(const char *rest)
 {
     return strstr(rest, "_exps.") != NULL;
+}
+
+bool plan_is_row_read(const gguf_file *f, const gguf_tensor *t)
+{
+    return !strcmp(t->name, "token_embd.weight") && gguf_find_tensor(f, "output.weight") != NULL;
 }
 
 int plan_compute(const gguf_file *f, mf_plan *p, mf_error *e)
@@ -46,7 +52,9 @@ int plan_compute(const gguf_file *f, mf_plan *p, mf_error *e)
         p->total_bytes += t->nbytes;
         const char *rest;
         int l = plan_tensor_layer(t->name, &rest);
-        if (l >= 0 && plan_is_expert_tensor(rest) && p->n_expert && (uint32_t)l < blocks) {
+        if (plan_is_row_read(f, t)) {
+            p->row_read_bytes += t->nbytes;
+        } else if (l >= 0 && plan_is_expert_tensor(rest) && p->n_expert && (uint32_t)l < blocks) {
             p->expert_bytes += t->nbytes;
             p->expert_elems += t->nelem;
             if ((uint32_t)l < p->n_layer) p->expert_bytes_layer[l] += t->nbytes / p->n_expert;

@@ -11,7 +11,8 @@ typedef struct mf_plan {
     uint32_t n_expert, n_expert_used;
     uint32_t n_moe_layers;
     uint64_t total_bytes;
-    uint64_t resident_bytes;    /* everything but routed experts */
+    uint64_t resident_bytes;    /* everything but routed experts and the embedding read per token */
+    uint64_t row_read_bytes;    /* the untied token embedding, left on disk (0 when tied) */
     uint64_t expert_bytes;      /* all routed experts */
     uint64_t resident_elems, expert_elems;  /* weights, for bits per weight */
     uint64_t *expert_bytes_layer;  /* bytes of one expert of layer l (0: dense layer) */
@@ -26,5 +27,10 @@ void plan_free(mf_plan *p);
 int plan_tensor_layer(const char *name, const char **rest);
 /* True for routed-expert tensors (ffn_{gate,up,down,gate_up}_exps.*). */
 bool plan_is_expert_tensor(const char *rest);
+/* True for the token embedding of a model with its own output head
+ * (output.weight): a token reads one row of it, so it stays on disk and is
+ * read row by row. Tied, the same matrix is the output head, which every
+ * token reads whole: then it is resident like any dense weight. */
+bool plan_is_row_read(const gguf_file *f, const gguf_tensor *t);
 
 #endif

@@ -428,7 +428,7 @@ static int ds2_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     const size_t E = hp->n_embd, R = mla_kv_row(&m->ahp);
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (ds2_state_reserve(s, pos + 1, e)) return -1;
-    op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    if (op_get_row(&m->tok_embd, (uint64_t)token, s->x, e)) return -1;
     lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch: see lb_ffn_block */
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const ds2_layer *L = &m->layers[l];

@@ -218,7 +218,7 @@ int lb_run(const lb_model *lm, lb_scratch *b, lb_attn_fn attn, void *model, void
             const int32_t tok = tokens[c + t];
             if (tok < 0 || (uint32_t)tok >= lm->n_vocab)
                 return mf_fail(e, "token id %d at prompt position %d out of range (vocab %u)", tok, c + t, lm->n_vocab);
-            op_get_row(lm->tok_embd, (uint64_t)tok, b->X + (size_t)t * E);
+            if (op_get_row(lm->tok_embd, (uint64_t)tok, b->X + (size_t)t * E, e)) return -1;
         }
         for (uint32_t l = 0; l < lm->n_layer; l++) {
             const lb_layer *L = &lm->layers[l];

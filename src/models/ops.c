@@ -273,9 +273,14 @@ void op_matvec(mf_pool *pool, const mf_weight *w, const float *x, float *y)
     op_matvec_multi(pool, 1, &w, x, &y);
 }
 
-void op_get_row(const mf_weight *w, uint64_t id, float *out)
+int op_get_row(const mf_weight *w, uint64_t id, float *out, mf_error *e)
 {
+    if (id >= w->ne[1])
+        return mf_fail(e, "tensor %s: row %llu out of range (%llu rows)", w->name, (unsigned long long)id,
+                       (unsigned long long)w->ne[1]);
+    if (!w->data) return weight_read_row(w, id, out, e);
     quant_type(w->type)->dequant(weight_row(w, id), out, w->ne[0]);
+    return 0;
 }
 
 void op_rmsnorm(float *out, const float *x, const float *g, size_t n, float eps)

@@ -36,8 +36,10 @@ void op_matmul(mf_pool *pool, int n, const mf_weight *const *w, const float *X, 
 /* Bytes qbuf needs for T inputs of ne0 values for weights of these types. */
 size_t op_matmul_qbytes(int n, const mf_weight *const *w, int T);
 
-/* Row `id` of an embedding table, dequantized. */
-void op_get_row(const mf_weight *w, uint64_t id, float *out);
+/* Row `id` of an embedding table, dequantized: from memory, or read from
+ * the file when the table was left on disk (weight_read_row). Fails on a
+ * read error or an id past the table, with a message naming both. */
+int op_get_row(const mf_weight *w, uint64_t id, float *out, mf_error *e);
 
 /* out = x / sqrt(mean(x^2) + eps) * g (g may be NULL). out may equal x. */
 void op_rmsnorm(float *out, const float *x, const float *g, size_t n, float eps);

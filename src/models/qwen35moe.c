@@ -500,8 +500,9 @@ static int q35_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
         return mf_fail(e, ARCH ": position %u evaluated after %u: the recurrent state needs the positions in order",
                        pos, s->n_pos);
     if (q35_state_reserve(s, pos + 1, e)) return -1;
+    /* the embedding row may come from disk and fail: before any state changes */
+    if (op_get_row(&m->tok_embd, (uint64_t)token, s->x, e)) return -1;
     s->broken = 1; /* until this token has gone through every layer */
-    op_get_row(&m->tok_embd, (uint64_t)token, s->x);
     /* Prefetch as qwen3moe does: layer l + 1's router applied to the
      * residual stream after layer l's attention (or DeltaNet) guesses its
      * experts, read behind layer l's demand reads while layer l's experts,
@@ -647,7 +648,10 @@ static int q35_chunk(q35_model *m, q35_state *s, const int32_t *tokens, int T, u
 {
     const q35_hparams *hp = &m->hp;
     const size_t E = hp->n_embd;
-    for (int t = 0; t < T; t++) op_get_row(&m->tok_embd, (uint64_t)tokens[t], s->bx + (size_t)t * E);
+    /* the embedding rows may come from disk and fail: before any state changes */
+    for (int t = 0; t < T; t++)
+        if (op_get_row(&m->tok_embd, (uint64_t)tokens[t], s->bx + (size_t)t * E, e)) return -1;
+    s->broken = 1; /* until the chunk has gone through every layer */
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const q35_layer *L = &m->layers[l];
         for (int t = 0; t < T; t++) op_rmsnorm(s->bh + t * E, s->bx + t * E, L->attn_norm.data, E, hp->eps);
@@ -685,8 +689,7 @@ static int q35_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, u
     if (q35_state_reserve(s, pos0 + (uint32_t)n, e) || q35_batch_alloc(s, e)) return -1;
     for (int c = 0; c < n; c += s->B) {
         const int T = n - c < s->B ? n - c : s->B;
-        s->broken = 1; /* until the chunk has gone through every layer */
-        if (q35_chunk(m, s, tokens + c, T, pos0 + (uint32_t)c, e)) return -1;
+        if (q35_chunk(m, s, tokens + c, T, pos0 + (uint32_t)c, e)) return -1; /* sets s->broken until done */
         s->broken = 0;
         s->n_pos += (uint32_t)T;
         for (int t = 0; t < T; t++) {

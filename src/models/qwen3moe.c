@@ -253,7 +253,7 @@ static int q3_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *lo
     const size_t E = hp->n_embd;
     if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (q3_state_reserve(s, pos + 1, e)) return -1;
-    op_get_row(&m->tok_embd, (uint64_t)token, s->x);
+    if (op_get_row(&m->tok_embd, (uint64_t)token, s->x, e)) return -1;
     /* Prefetch: layer l + 1's router applied to the residual stream after
      * layer l's attention guesses its experts, whose reads then run behind
      * layer l's and while layer l's experts and layer l + 1's attention
@@ -343,7 +343,7 @@ static int q3_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, ui
             int32_t tok = tokens[c + t];
             if (tok < 0 || (uint32_t)tok >= hp->n_vocab)
                 return mf_fail(e, "token id %d out of range (vocab %u)", tok, hp->n_vocab);
-            op_get_row(&m->tok_embd, (uint64_t)tok, s->bx + (size_t)t * E);
+            if (op_get_row(&m->tok_embd, (uint64_t)tok, s->bx + (size_t)t * E, e)) return -1;
         }
         for (uint32_t l = 0; l < hp->n_layer; l++) {
             const q3_layer *L = &m->layers[l];

@@ -54,6 +54,33 @@ int bind_weight(binder *b, mf_weight *w, int required, uint32_t n_dims, const ui
     memcpy(w->ne, t->ne, sizeof w->ne);
     w->row_bytes = quant_row_bytes(t->type, t->ne[0]);
     w->data = t->data;
+    w->file = b->f;
+    w->src = t;
+    return 0;
+}
+
+/* Bytes of one read: whole blocks of the row, at most this much (rows of
+ * real models are 2-30 KiB, so usually one read). */
+#define WEIGHT_READ_CHUNK 16384
+
+int weight_read_row(const mf_weight *w, uint64_t r, float *out, mf_error *e)
+{
+    const quant_type_info *ti = quant_type(w->type);
+    const gguf_tensor *t = w->src;
+    _Alignas(64) uint8_t buf[WEIGHT_READ_CHUNK];
+    const size_t blocks = WEIGHT_READ_CHUNK / ti->block_bytes;
+    const uint64_t row_off = t->offset + r * w->row_bytes;
+    /* blocks are independent: dequantizing a row piece by piece gives the
+     * very floats a whole-row dequantization gives */
+    for (uint64_t done = 0; done < w->ne[0];) {
+        uint64_t n = w->ne[0] - done;
+        if (n > blocks * ti->block_elems) n = blocks * ti->block_elems;
+        const uint64_t off = row_off + done / ti->block_elems * ti->block_bytes;
+        if (gguf_pread(w->file, t->file, off, buf, (size_t)(n / ti->block_elems * ti->block_bytes), e))
+            return mf_fail_wrap(e, "tensor %s, row %" PRIu64, w->name, r);
+        ti->dequant(buf, out + done, n);
+        done += n;
+    }
     return 0;
 }
 
