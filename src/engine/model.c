@@ -47,14 +47,19 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Everything but the routed experts (the store reads those) and the untied
- * token embedding (a token reads one row of it: op_get_row). */
+/* Everything but the routed experts (the store reads those), the untied
+ * token embedding (a token reads one row of it: op_get_row) and the
+ * multi-token-prediction layers after the plan's n_layer, which no
+ * architecture here runs. */
+typedef struct resident_ctx { const gguf_file *f; uint32_t n_layer; } resident_ctx;
+
 static bool is_resident(const gguf_tensor *t, void *ctx)
 {
-    const gguf_file *f = ctx;
+    const resident_ctx *rc = ctx;
     const char *rest;
-    if (plan_is_row_read(f, t)) return false;
-    return plan_tensor_layer(t->name, &rest) < 0 || !plan_is_expert_tensor(rest);
+    if (plan_is_row_read(rc->f, t)) return false;
+    int layer = plan_tensor_layer(t->name, &rest);
+    return layer < 0 || ((uint32_t)layer < rc->n_layer && !plan_is_expert_tensor(rest));
 }
 
 void mf_model_params_default(mf_model_params *p)
@@ -86,6 +91,7 @@ mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
     m->f = gguf_open(path, e);
     if (!m->f) goto fail;
     uint64_t cache_bytes = p->cache_bytes;
+    uint32_t run_layers = 0;
     {
         /* --cache auto, decided before the resident weights take their
          * share of memory (they are subtracted here, not twice), and
@@ -96,6 +102,7 @@ mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
         if (plan_compute(m->f, &plan, e)) goto fail;
         const uint64_t work = working_bytes(m->f, &plan, p->n_batch);
         const uint64_t fits = store_auto_cache_bytes(plan.resident_bytes, work);
+        run_layers = plan.n_layer;
         if (cache_bytes == 0) {
             cache_bytes = fits ? fits : 1; /* store_open then names the minimum */
         } else if (cache_bytes > fits / 9 * 10 && cache_bytes < plan.expert_bytes) {
@@ -110,7 +117,8 @@ mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
     /* The dense part is read into memory once; routed experts are read by
      * the store. Nothing maps the file afterwards, so a file changed under
      * us gives read errors, never a SIGBUS. */
-    if (gguf_load_tensors(m->f, is_resident, m->f, e)) goto fail;
+    resident_ctx rc = { m->f, run_layers };
+    if (gguf_load_tensors(m->f, is_resident, &rc, e)) goto fail;
     /* The vocabulary is optional for evaluating token ids; its error is kept
      * for the commands that need text. */
     m->vocab = tok_vocab_load(m->f, &m->vocab_err);
