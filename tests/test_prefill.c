@@ -163,3 +163,28 @@ TEST(prefill_reads_each_layer_expert_exactly_once_with_one_layer_cache)
            (unsigned long long)st.bytes_read);
     free(a);
 }
+
+/* `moeflash bench --prefill` reports batched prompt evaluation for each
+ * length next to token by token, with the bytes read per prompt token;
+ * a bad length list is a usage error. */
+TEST(prefill_bench_cli)
+{
+    const char *bin = getenv("MF_BIN");
+    REQUIREF(bin, "MF_BIN is not set (run through make test)");
+    char cmd[2048], out[512];
+    snprintf(out, sizeof out, "%s/bench-prefill.txt", t_tmpdir());
+    snprintf(cmd, sizeof cmd,
+             "MF_CACHE_DIR='%s/cache' '%s' bench --synthetic tiny --io pread --cache 1M --prefill 16,40 > '%s' 2>&1",
+             t_tmpdir(), bin, out);
+    int rc = system(cmd);
+    char *txt = t_read_file(out, NULL);
+    REQUIRE(txt);
+    CHECKF(rc == 0, "status %d: %s", rc, txt);
+    CHECKF(strstr(txt, "pread        16 ") && strstr(txt, "pread        40 ") && strstr(txt, "(token by token, 64 tokens)"),
+           "%s", txt);
+    CHECKF(strstr(txt, "40 tokens: ") && strstr(txt, "fewer expert bytes per prompt token than token by token"), "%s", txt);
+    free(txt);
+    snprintf(cmd, sizeof cmd, "MF_CACHE_DIR='%s/cache' '%s' bench --synthetic tiny --prefill 16,0 2>/dev/null", t_tmpdir(), bin);
+    rc = system(cmd);
+    CHECKF(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "--prefill 16,0: status %d", rc);
+}

@@ -140,11 +140,10 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Decodes bp->n_gen greedy tokens after a random prompt. The machine is
- * shared, so besides the mean the median token time is kept: another
- * process's burst slows a few tokens, not the median. */
-static int decode_run(const char *path, const mf_bench_params *bp, const char *io, bool prefetch, run_result *r,
-                      mf_error *e)
+/* The model as bp sets it, with this I/O backend; n_batch 1 evaluates
+ * prompts token by token, anything else as bp->n_batch says. */
+static mf_model *bench_open(const char *path, const mf_bench_params *bp, const char *io, int n_batch, bool prefetch,
+                            mf_error *e)
 {
     mf_model_params mp;
     mf_model_params_default(&mp);
@@ -153,9 +152,18 @@ static int decode_run(const char *path, const mf_bench_params *bp, const char *i
     mp.io = io;
     mp.io_threads = bp->io_threads;
     mp.no_prefetch = !prefetch;
-    mp.n_batch = bp->n_batch;
+    mp.n_batch = n_batch == 1 ? 1 : bp->n_batch;
     mp.n_expert_used = bp->n_expert_used;
-    mf_model *m = mf_model_open(path, &mp, e);
+    return mf_model_open(path, &mp, e);
+}
+
+/* Decodes bp->n_gen greedy tokens after a random prompt. The machine is
+ * shared, so besides the mean the median token time is kept: another
+ * process's burst slows a few tokens, not the median. */
+static int decode_run(const char *path, const mf_bench_params *bp, const char *io, bool prefetch, run_result *r,
+                      mf_error *e)
+{
+    mf_model *m = bench_open(path, bp, io, bp->n_batch, prefetch, e);
     if (!m) return -1;
     const mf_model_info *in = mf_model_get_info(m);
     mf_session *s = mf_session_new(m, (uint32_t)(bp->n_prompt + bp->n_gen + 8), e);
@@ -251,26 +259,13 @@ static int prefill_once(mf_model *m, int n, uint64_t seed, prefill_result *r, mf
     return rc;
 }
 
-static mf_model *bench_open(const char *path, const mf_bench_params *bp, const char *io, int n_batch, mf_error *e)
-{
-    mf_model_params mp;
-    mf_model_params_default(&mp);
-    mp.n_threads = bp->n_threads;
-    mp.cache_bytes = bp->cache_bytes;
-    mp.io = io;
-    mp.io_threads = bp->io_threads;
-    mp.n_batch = n_batch == 1 ? 1 : bp->n_batch;
-    mp.n_expert_used = bp->n_expert_used;
-    return mf_model_open(path, &mp, e);
-}
-
 /* Prompt evaluation for each length: batched (layer by layer, each expert
  * read once per batch) after a warm-up prompt, as llama-bench measures pp
  * after a warm-up run; then token by token on the first 64 tokens of the
  * same lengths, for the bytes each prompt token costs either way. */
 static int prefill_bench(const char *path, const mf_bench_params *bp, const char *io, FILE *out, mf_error *e)
 {
-    mf_model *m = bench_open(path, bp, io, 0, e);
+    mf_model *m = bench_open(path, bp, io, 0, true, e);
     if (!m) return -1;
     prefill_result warm, tbt = { 0 };
     int rc = prefill_once(m, 256, 7, &warm, e);
@@ -281,7 +276,7 @@ static int prefill_bench(const char *path, const mf_bench_params *bp, const char
     for (int i = 0; !rc && i < bp->n_prefill; i++) rc = prefill_once(m, bp->prefill[i], 100 + (uint64_t)i, &r[i], e);
     mf_model_close(m);
     /* token by token: 64 tokens are enough for a steady bytes-per-token */
-    if (!rc && (m = bench_open(path, bp, io, 1, e)) != NULL) {
+    if (!rc && (m = bench_open(path, bp, io, 1, true, e)) != NULL) {
         prefill_result w;
         rc = prefill_once(m, 64, 7, &w, e);
         if (!rc) rc = prefill_once(m, 64, 100, &tbt, e);
