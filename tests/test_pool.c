@@ -12,6 +12,7 @@ typedef struct count_job {
     atomic_int bad;
     int nth;
     unsigned spin;
+    atomic_uint sink;
 } count_job;
 
 static void count_task(void *ctx, int ith, int nth)
@@ -19,8 +20,9 @@ static void count_task(void *ctx, int ith, int nth)
     count_job *j = ctx;
     if (nth != j->nth || ith < 0 || ith >= nth) atomic_fetch_add(&j->bad, 1);
     else atomic_fetch_add(&j->runs[ith], 1);
-    volatile unsigned x = 0;
-    for (unsigned i = 0; i < j->spin * (unsigned)(ith + 1); i++) x += i;
+    unsigned x = 0;
+    for (unsigned i = 0; i < j->spin * (unsigned)(ith + 1); i++) x = x * 31 + i;
+    atomic_fetch_add(&j->sink, x); /* the loop's work is not optimized away */
 }
 
 TEST(pool_runs_every_index_once)
