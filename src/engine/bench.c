@@ -318,6 +318,8 @@ int mf_bench_run(const char *path, const mf_bench_params *bp, FILE *out, mf_erro
     if (!f) return -1;
     mf_plan plan;
     if (plan_compute(f, &plan, e)) { gguf_close(f); return -1; }
+    /* --cache auto as mf_model_open would decide it */
+    const uint64_t work = plan_working_bytes(f, &plan, bp->n_batch);
     /* the expert data region, for the disk benchmark */
     uint64_t lo = UINT64_MAX, hi = 0;
     for (uint64_t i = 0; i < f->n_tensors; i++) {
@@ -354,7 +356,7 @@ int mf_bench_run(const char *path, const mf_bench_params *bp, FILE *out, mf_erro
     static const char *ios[] = { "pread", "direct", "uring" };
     if (bp->n_prefill > 0) {
         mf_bench_params fixed = *bp;
-        if (!fixed.cache_bytes) fixed.cache_bytes = store_auto_cache_bytes(plan.resident_bytes, 0);
+        if (!fixed.cache_bytes) fixed.cache_bytes = store_auto_cache_bytes(plan.resident_bytes, work);
         if (!fixed.cache_bytes) fixed.cache_bytes = 1;
             char batch[32] = "the model's default";
         if (bp->n_batch > 1) snprintf(batch, sizeof batch, "%d", bp->n_batch);
@@ -376,7 +378,7 @@ int mf_bench_run(const char *path, const mf_bench_params *bp, FILE *out, mf_erro
      * as runs leave page cache behind, and every run must get the same */
     mf_bench_params fixed = *bp;
     const bool automatic = !bp->cache_bytes;
-    if (!fixed.cache_bytes) fixed.cache_bytes = store_auto_cache_bytes(plan.resident_bytes, 0);
+    if (!fixed.cache_bytes) fixed.cache_bytes = store_auto_cache_bytes(plan.resident_bytes, work);
     if (!fixed.cache_bytes) fixed.cache_bytes = 1;
     bp = &fixed;
     fprintf(out, "\ndecode, %d-token prompt then %d tokens, %d threads, --cache %.0f MB (%s), with and without prefetch:\n",

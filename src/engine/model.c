@@ -67,21 +67,6 @@ void mf_model_params_default(mf_model_params *p)
     memset(p, 0, sizeof *p);
 }
 
-/* Memory besides the weights and the expert cache: activations, code, the
- * allocator (64 MiB), and the prefill batch's scratch, about n_batch x
- * n_embd x (K + 8) floats (every token's K expert outputs, its hidden
- * states and projections). */
-static uint64_t working_bytes(const gguf_file *f, const mf_plan *plan, int n_batch)
-{
-    char key[96];
-    uint32_t n_embd = 0;
-    mf_error ignore;
-    snprintf(key, sizeof key, "%s.embedding_length", plan->arch);
-    if (gguf_get_u32(f, key, &n_embd, &ignore)) n_embd = 0;
-    const uint64_t B = n_batch == 1 ? 1 : n_batch > 1 ? (uint64_t)n_batch : 256;
-    return (64ull << 20) + B * n_embd * (plan->n_expert_used + 8ull) * sizeof(float);
-}
-
 mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
 {
     mf_model_params def;
@@ -100,17 +85,18 @@ mf_model *mf_model_open(const char *path, const mf_model_params *p, mf_error *e)
          * would end the process without a word, so say it first */
         mf_plan plan;
         if (plan_compute(m->f, &plan, e)) goto fail;
-        const uint64_t work = working_bytes(m->f, &plan, p->n_batch);
+        const uint64_t work = plan_working_bytes(m->f, &plan, p->n_batch);
         const uint64_t fits = store_auto_cache_bytes(plan.resident_bytes, work);
         run_layers = plan.n_layer;
         if (cache_bytes == 0) {
             cache_bytes = fits ? fits : 1; /* store_open then names the minimum */
-        } else if (cache_bytes > fits / 9 * 10 && cache_bytes < plan.expert_bytes) {
+        } else if (cache_bytes < plan.expert_bytes &&
+                   cache_bytes + plan.resident_bytes + work > store_memory_limit()) {
             fprintf(stderr,
                     "moeflash: warning: --cache %.2f GB, resident weights %.2f GB and %.2f GB of working memory "
-                    "exceed the memory this process may use (%.2f GB left for the cache, memory cgroup included): "
-                    "the kernel may kill it; --cache auto fits\n",
-                    cache_bytes / 1e9, plan.resident_bytes / 1e9, work / 1e9, fits / 9.0 * 10 / 1e9);
+                    "exceed the %.2f GB this process may use (memory cgroup included): the kernel may kill it; "
+                    "--cache auto fits\n",
+                    cache_bytes / 1e9, plan.resident_bytes / 1e9, work / 1e9, store_memory_limit() / 1e9);
         }
         plan_free(&plan);
     }

@@ -79,3 +79,14 @@ void plan_free(mf_plan *p)
     free(p->expert_bytes_layer);
     p->expert_bytes_layer = NULL;
 }
+
+uint64_t plan_working_bytes(const gguf_file *f, const mf_plan *p, int n_batch)
+{
+    char key[96];
+    uint32_t n_embd = 0;
+    mf_error ignore;
+    snprintf(key, sizeof key, "%s.embedding_length", p->arch);
+    if (gguf_get_u32(f, key, &n_embd, &ignore)) n_embd = 0;
+    const uint64_t B = n_batch == 1 ? 1 : n_batch > 1 ? (uint64_t)n_batch : 256;
+    return (64ull << 20) + B * n_embd * (p->n_expert_used + 8ull) * sizeof(float);
+}

@@ -21,6 +21,11 @@ typedef struct mf_plan {
 } mf_plan;
 
 int plan_compute(const gguf_file *f, mf_plan *p, mf_error *e);
+/* Memory besides the weights and the expert cache: activations, code, the
+ * allocator (64 MiB), and the prefill batch's scratch, about n_batch x
+ * n_embd x (K + 8) floats (every token's K expert outputs, its hidden
+ * states and projections). n_batch as mf_model_params has it. */
+uint64_t plan_working_bytes(const gguf_file *f, const mf_plan *p, int n_batch);
 void plan_free(mf_plan *p);
 
 /* Parses "blk.<L>.<rest>" : returns L and sets *rest, or -1. */

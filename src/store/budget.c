@@ -69,6 +69,38 @@ static uint64_t cgroup_room(void)
     return room;
 }
 
+/* The cgroup's limit (not what is left of it: its usage counts page cache
+ * the kernel reclaims when it must), or UINT64_MAX. */
+static uint64_t cgroup_limit(void)
+{
+    FILE *fp = fopen("/proc/self/cgroup", "r");
+    if (!fp) return UINT64_MAX;
+    char line[1024], path[1200];
+    uint64_t limit = UINT64_MAX;
+    while (fgets(line, sizeof line, fp)) {
+        line[strcspn(line, "\n")] = 0;
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2) continue;
+        *c2 = 0;
+        const char *ctrl = c1 + 1, *cg = c2 + 1;
+        uint64_t lim = 0;
+        if (strstr(ctrl, "memory")) snprintf(path, sizeof path, "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", cg);
+        else if (!*ctrl && line[0] == '0') snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", cg);
+        else continue;
+        lim = read_u64(path);
+        if (lim && lim < (1ull << 60) && lim < limit) limit = lim;
+    }
+    fclose(fp);
+    return limit;
+}
+
+uint64_t store_memory_limit(void)
+{
+    uint64_t avail = mem_available(), lim = cgroup_limit();
+    if (avail == 0) return lim;
+    return lim < avail ? lim : avail;
+}
+
 uint64_t store_auto_cache_bytes(uint64_t resident_bytes, uint64_t kv_bytes)
 {
     uint64_t avail = mem_available(), room = cgroup_room();

@@ -127,6 +127,10 @@ void store_inject_fault(store *s, uint64_t nth, int kind);
  * set) after the resident weights and the KV cache, less a 64 MiB margin
  * for activations, code and the allocator. 0 when nothing is left. */
 uint64_t store_auto_cache_bytes(uint64_t resident_bytes, uint64_t kv_bytes);
+/* All the memory this process may use: MemAvailable, or the memory
+ * cgroup's limit when that is less (for warnings about an explicit
+ * --cache that cannot fit). */
+uint64_t store_memory_limit(void);
 
 /* How often expert (layer, expert) was acquired since open. */
 uint64_t store_expert_uses(const store *s, int layer, int expert);
