@@ -34,13 +34,15 @@ static uint64_t mem_available(void)
     return kb * 1024;
 }
 
-/* Room left in this process's memory cgroup (v1 or v2), or UINT64_MAX. */
-static uint64_t cgroup_room(void)
+/* This process's memory cgroups (v1 or v2): the tightest limit, and the
+ * least room left under a limit (limit minus usage; usage counts page
+ * cache the kernel reclaims when it must). UINT64_MAX for no limit. */
+static void cgroup_memory(uint64_t *limit, uint64_t *room)
 {
+    *limit = *room = UINT64_MAX;
     FILE *fp = fopen("/proc/self/cgroup", "r");
-    if (!fp) return UINT64_MAX;
+    if (!fp) return;
     char line[1024], path[1200];
-    uint64_t room = UINT64_MAX;
     while (fgets(line, sizeof line, fp)) {
         line[strcspn(line, "\n")] = 0;
         char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
@@ -62,48 +64,25 @@ static uint64_t cgroup_room(void)
         /* v1 reports "no limit" as a huge number */
         if (lim && lim < (1ull << 60)) {
             uint64_t r = lim > use ? lim - use : 0;
-            if (r < room) room = r;
+            if (r < *room) *room = r;
+            if (lim < *limit) *limit = lim;
         }
     }
     fclose(fp);
-    return room;
-}
-
-/* The cgroup's limit (not what is left of it: its usage counts page cache
- * the kernel reclaims when it must), or UINT64_MAX. */
-static uint64_t cgroup_limit(void)
-{
-    FILE *fp = fopen("/proc/self/cgroup", "r");
-    if (!fp) return UINT64_MAX;
-    char line[1024], path[1200];
-    uint64_t limit = UINT64_MAX;
-    while (fgets(line, sizeof line, fp)) {
-        line[strcspn(line, "\n")] = 0;
-        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c2) continue;
-        *c2 = 0;
-        const char *ctrl = c1 + 1, *cg = c2 + 1;
-        uint64_t lim = 0;
-        if (strstr(ctrl, "memory")) snprintf(path, sizeof path, "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", cg);
-        else if (!*ctrl && line[0] == '0') snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", cg);
-        else continue;
-        lim = read_u64(path);
-        if (lim && lim < (1ull << 60) && lim < limit) limit = lim;
-    }
-    fclose(fp);
-    return limit;
 }
 
 uint64_t store_memory_limit(void)
 {
-    uint64_t avail = mem_available(), lim = cgroup_limit();
+    uint64_t avail = mem_available(), lim, room;
+    cgroup_memory(&lim, &room);
     if (avail == 0) return lim;
     return lim < avail ? lim : avail;
 }
 
 uint64_t store_auto_cache_bytes(uint64_t resident_bytes, uint64_t kv_bytes)
 {
-    uint64_t avail = mem_available(), room = cgroup_room();
+    uint64_t avail = mem_available(), lim, room;
+    cgroup_memory(&lim, &room);
     /* usage already counts what this process touched of the resident set;
      * take the larger of the two views of what is left to be safe */
     if (room != UINT64_MAX) {
