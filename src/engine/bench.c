@@ -354,18 +354,22 @@ int mf_bench_run(const char *path, const mf_bench_params *bp, FILE *out, mf_erro
     fprintf(out, "  compute roofline (memory-bound decode): %.1f tok/s\n", compute_roof);
 
     static const char *ios[] = { "pread", "direct", "uring" };
+    /* --cache auto is resolved once, before any run: what is free changes
+     * as runs leave page cache behind, and every run must get the same */
+    mf_bench_params fixed = *bp;
+    const bool automatic = !bp->cache_bytes;
+    if (!fixed.cache_bytes) fixed.cache_bytes = store_auto_cache_bytes(plan.resident_bytes, work);
+    if (!fixed.cache_bytes) fixed.cache_bytes = 1;
+    bp = &fixed;
     if (bp->n_prefill > 0) {
-        mf_bench_params fixed = *bp;
-        if (!fixed.cache_bytes) fixed.cache_bytes = store_auto_cache_bytes(plan.resident_bytes, work);
-        if (!fixed.cache_bytes) fixed.cache_bytes = 1;
-            char batch[32] = "the model's default";
+        char batch[32] = "the model's default";
         if (bp->n_batch > 1) snprintf(batch, sizeof batch, "%d", bp->n_batch);
         fprintf(out, "\nprompt evaluation, %d threads, --cache %.0f MB (%s), --batch %s:\n", n_threads,
-                fixed.cache_bytes / 1e6, bp->cache_bytes ? "set" : "auto", batch);
+                bp->cache_bytes / 1e6, automatic ? "auto" : "set", batch);
         int rc = 0;
         for (int i = 0; i < 3; i++) {
             if (bp->io && strcmp(bp->io, ios[i])) continue;
-            if (prefill_bench(path, &fixed, ios[i], out, e)) {
+            if (prefill_bench(path, bp, ios[i], out, e)) {
                 fprintf(out, "  %-7s failed: %s\n", ios[i], e->msg);
                 rc = -1;
             }
@@ -374,13 +378,6 @@ int mf_bench_run(const char *path, const mf_bench_params *bp, FILE *out, mf_erro
         plan_free(&plan);
         return rc;
     }
-    /* --cache auto is resolved once, before any run: what is free changes
-     * as runs leave page cache behind, and every run must get the same */
-    mf_bench_params fixed = *bp;
-    const bool automatic = !bp->cache_bytes;
-    if (!fixed.cache_bytes) fixed.cache_bytes = store_auto_cache_bytes(plan.resident_bytes, work);
-    if (!fixed.cache_bytes) fixed.cache_bytes = 1;
-    bp = &fixed;
     fprintf(out, "\ndecode, %d-token prompt then %d tokens, %d threads, --cache %.0f MB (%s), with and without prefetch:\n",
             bp->n_prompt, bp->n_gen, n_threads, bp->cache_bytes / 1e6, automatic ? "auto" : "set");
     fprintf(out, "  %-7s %-8s %7s %7s %8s %9s %9s %7s %8s %8s %10s %9s\n", "io", "prefetch", "tok/s", "median",
