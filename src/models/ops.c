@@ -68,6 +68,24 @@ static int op_rows_in(uint64_t base, uint64_t rows, uint64_t rb, uint64_t lo, ui
     return *a < *b;
 }
 
+typedef void (*rows_fn)(const void *job, int i, uint64_t a, uint64_t b);
+
+/* Claims chunks of c until none is left and runs rows() on the rows of
+ * each weight whose first byte lies in the chunk (the bytes of the n
+ * weights laid end to end): a row is always computed whole, by one call. */
+static void claim_rows(op_chunks *c, int n, const mf_weight *const *w, rows_fn rows, const void *job)
+{
+    uint64_t lo, hi;
+    while (op_chunks_claim(c, &lo, &hi)) {
+        uint64_t base = 0, a, b;
+        for (int i = 0; i < n; i++) {
+            const uint64_t rb = w[i]->row_bytes, nr = w[i]->ne[1];
+            if (op_rows_in(base, nr, rb, lo, hi, &a, &b)) rows(job, i, a, b);
+            base += nr * rb;
+        }
+    }
+}
+
 /* Chunks per thread, and the smallest chunk: the threads end at most one
  * chunk apart, ~1/32 of the job on average; a large matvec's chunks are
  * tens of microseconds at memory speed, the smallest (64 KiB) ~2 us, so
@@ -85,8 +103,9 @@ typedef struct mv_job {
     op_chunks chunks;
 } mv_job;
 
-static void mv_rows(const mv_job *j, int i, uint64_t r0, uint64_t r1)
+static void mv_rows(const void *job, int i, uint64_t r0, uint64_t r1)
 {
+    const mv_job *j = job;
     const mf_weight *w = j->w[i];
     const uint8_t *row = (const uint8_t *)w->data + r0 * w->row_bytes;
     float *y = j->y[i];
@@ -106,16 +125,8 @@ static void mv_rows(const mv_job *j, int i, uint64_t r0, uint64_t r1)
 static void mv_task(void *ctx, int ith, int nth)
 {
     mv_job *j = ctx;
-    uint64_t lo, hi;
     (void)ith, (void)nth;
-    while (op_chunks_claim(&j->chunks, &lo, &hi)) {
-        uint64_t base = 0, a, b;
-        for (int i = 0; i < j->n; i++) {
-            const uint64_t rb = j->w[i]->row_bytes, rows = j->w[i]->ne[1];
-            if (op_rows_in(base, rows, rb, lo, hi, &a, &b)) mv_rows(j, i, a, b);
-            base += rows * rb;
-        }
-    }
+    claim_rows(&j->chunks, j->n, j->w, mv_rows, j);
 }
 
 void op_matvec_multi(mf_pool *pool, int n, const mf_weight *const *w, const float *x, float *const *y)
@@ -179,8 +190,9 @@ typedef struct mm_job {
 /* Rows [a, b) of weight i against all T tokens, a block of tokens at a
  * time: the block's inputs stay in L1 and the rows in L2 while the next
  * block passes over them. */
-static void mm_rows(const mm_job *j, int i, uint64_t a, uint64_t b)
+static void mm_rows(const void *job, int i, uint64_t a, uint64_t b)
 {
+    const mm_job *j = job;
     const mf_weight *w = j->w[i];
     const uint64_t rb = w->row_bytes;
     const quant_kernel *k = &j->ks->k[w->type];
@@ -200,16 +212,8 @@ static void mm_rows(const mm_job *j, int i, uint64_t a, uint64_t b)
 static void mm_task(void *ctx, int ith, int nth)
 {
     mm_job *j = ctx;
-    uint64_t lo, hi;
     (void)ith, (void)nth;
-    while (op_chunks_claim(&j->chunks, &lo, &hi)) {
-        uint64_t base = 0, a, b;
-        for (int i = 0; i < j->n; i++) {
-            const uint64_t rb = j->w[i]->row_bytes, rows = j->w[i]->ne[1];
-            if (op_rows_in(base, rows, rb, lo, hi, &a, &b)) mm_rows(j, i, a, b);
-            base += rows * rb;
-        }
-    }
+    claim_rows(&j->chunks, j->n, j->w, mm_rows, j);
 }
 
 size_t op_matmul_qbytes(int n, const mf_weight *const *w, int T)
