@@ -22,6 +22,7 @@
 #include "models/arch.h"
 #include "models/attn_window.h"
 #include "models/blocks.h"
+#include "models/kvcache.h"
 #include "models/layer_batch.h"
 #include "quant/quant.h"
 
@@ -67,8 +68,7 @@ typedef struct glm_model {
 
 typedef struct glm_state {
     glm_model *m;
-    uint32_t n_ctx, n_alloc;
-    float **k, **v;          /* per layer, n_alloc rows */
+    kv_cache kv;             /* layer-major K and V, and the attention scores */
     float *x, *h, *tmp, *tmp2, *fg, *fu;
     attn_scratch as;
     moe_scratch ms;
@@ -276,11 +276,8 @@ static void glm_state_free(void *sp)
 {
     glm_state *s = sp;
     if (!s) return;
-    for (uint32_t l = 0; s->k && l < s->m->hp.n_layer; l++) free(s->k[l]), free(s->v[l]);
-    free(s->k);
-    free(s->v);
+    kv_cache_free(&s->kv);
     free(s->x);
-    free(s->as.att);
     free(s->ms.ids);
     free(s->ms.pf_ids);
     lb_free(&s->lb);
@@ -290,24 +287,8 @@ static void glm_state_free(void *sp)
 static int glm_state_reserve(void *sp, uint32_t n, mf_error *e)
 {
     glm_state *s = sp;
-    const glm_hparams *hp = &s->m->hp;
-    if (n > s->n_ctx) return mf_fail(e, "context full: %u positions requested, --ctx is %u", n, s->n_ctx);
-    if (n <= s->n_alloc) return 0;
-    uint32_t want = s->n_alloc ? s->n_alloc : 256;
-    while (want < n) want *= 2;
-    if (want > s->n_ctx) want = s->n_ctx;
-    const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
-    float *att = realloc(s->as.att, (size_t)hp->n_head * want * sizeof(float));
-    if (!att) return mf_fail(e, "out of memory for attention scores of %u positions", want);
-    s->as.att = att;
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        float *k = realloc(s->k[l], want * kv_dim * sizeof(float));
-        if (k) s->k[l] = k;
-        float *v = k ? realloc(s->v[l], want * kv_dim * sizeof(float)) : NULL;
-        if (v) s->v[l] = v;
-        if (!k || !v) return mf_fail(e, "out of memory for a KV cache of %u positions", want);
-    }
-    s->n_alloc = want;
+    if (kv_cache_reserve(&s->kv, n, e)) return -1;
+    s->as.att = s->kv.att; /* n_head x n_alloc, grown with the cache */
     return 0;
 }
 
@@ -318,16 +299,14 @@ static void *glm_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     glm_state *s = calloc(1, sizeof *s);
     if (!s) { mf_fail(e, "out of memory"); return NULL; }
     s->m = m;
-    s->n_ctx = n_ctx;
     const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff_exp, N = hp->n_expert, FF = m->n_ff_max;
     size_t nf = 4 * E + 2 * FF + Q + 2 * KV + Q + 2 * N + 2 * K * F + E + E + K;
-    s->k = calloc(hp->n_layer, sizeof *s->k);
-    s->v = calloc(hp->n_layer, sizeof *s->v);
+    s->kv = (kv_cache){ .n_layer = hp->n_layer, .n_head = hp->n_head, .n_ctx = n_ctx, .row = KV };
     s->x = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K, sizeof(int32_t));
     s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
-    if (!s->k || !s->v || !s->x || !s->ms.ids || !s->ms.pf_ids) { glm_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    if (!s->x || !s->ms.ids || !s->ms.pf_ids) { glm_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->x;
     s->x = p, p += E;
     s->h = p, p += E;
@@ -370,7 +349,8 @@ static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const glm_layer *L = &m->layers[l];
         op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
-        kv_ring kv = { s->k[l], s->v[l], s->n_alloc };
+        const kv_layer c = kv_cache_layer(&s->kv, l);
+        kv_ring kv = { c.k, c.v, s->kv.n_alloc };
         attn_forward_window(m->pool, &m->ahp, &o, &L->attn, kv, pos, s->h, &s->as, s->tmp);
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
         op_rmsnorm(s->h, s->x, L->post_norm.data, E, hp->eps);
@@ -390,7 +370,8 @@ static void glm_attn_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, l
     glm_state *s = sp;
     const attn_opts o = { &m->rope, NULL, 0 };
     attn_batch_scratch as = lb_attn_scratch(b, &m->ahp, s->as.att);
-    kv_ring kv = { s->k[l], s->v[l], s->n_alloc };
+    const kv_layer c = kv_cache_layer(&s->kv, l);
+    kv_ring kv = { c.k, c.v, s->kv.n_alloc };
     attn_forward_window_batch(m->pool, &m->ahp, &o, &m->layers[l].attn, kv, p0, T, b->H, m->hp.n_embd, &as, b->Y,
                               m->hp.n_embd);
 }
