@@ -7,38 +7,7 @@
  * its sliding window; and expert caches too small for a chunk's experts. */
 #include "t.h"
 #include "moeflash.h"
-
-static mf_model_params params(int n_batch, uint64_t cache, bool prefetch)
-{
-    mf_model_params mp;
-    mf_model_params_default(&mp);
-    mp.n_batch = n_batch;
-    mp.cache_bytes = cache;
-    mp.no_prefetch = !prefetch;
-    return mp;
-}
-
-/* Evaluates ids[0..n) in calls of parts[0], parts[1], ... tokens (the last
- * part repeats until the end), all logits into out, stats into st. */
-static int eval_parts(const char *path, const mf_model_params *mp, const int32_t *ids, size_t n, const int *parts,
-                      size_t n_parts, float *out, mf_stats *st, mf_error *e)
-{
-    mf_model *m = mf_model_open(path, mp, e);
-    if (!m) return -1;
-    const size_t V = mf_model_get_info(m)->n_vocab;
-    mf_session *s = mf_session_new(m, (uint32_t)n + 8, e);
-    int rc = s ? 0 : -1;
-    for (size_t i = 0, k = 0; rc == 0 && i < n; k++) {
-        size_t len = (size_t)parts[k < n_parts ? k : n_parts - 1];
-        if (len > n - i) len = n - i;
-        rc = mf_eval(s, ids + i, len, out + i * V, e);
-        i += len;
-    }
-    if (st) mf_model_stats(m, st);
-    mf_session_free(s);
-    mf_model_close(m);
-    return rc;
-}
+#include "eval_parts.h"
 
 /* Vocabulary size, K, and the bytes of one expert slot of the model at
  * path: its cache with every expert cached over the experts of the layers
@@ -93,7 +62,7 @@ static void batch_vs_tokens(t_state *t_, const char *path, const int32_t *ids, s
     float *want = malloc(sizeof(float) * n * V), *got = malloc(sizeof(float) * n * V);
     REQUIRE(want && got);
     mf_error e;
-    mf_model_params one = params(1, 0, false);
+    mf_model_params one = eval_params(1, 0, false);
     CHECKF(eval_parts(path, &one, ids, n, BY_TOKEN, 1, want, NULL, &e) == 0, "%s: %s", path, e.msg);
     const run_case cases[] = {
         { "one batched call", 0, ONE_CALL, 1 },
@@ -102,7 +71,7 @@ static void batch_vs_tokens(t_state *t_, const char *path, const int32_t *ids, s
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         memset(got, 0, sizeof(float) * n * V);
-        mf_model_params mp = params(cases[c].n_batch, cache, false);
+        mf_model_params mp = eval_params(cases[c].n_batch, cache, false);
         CHECKF(eval_parts(path, &mp, ids, n, cases[c].parts, cases[c].n_parts, got, NULL, &e) == 0, "%s: %s", path,
                e.msg);
         size_t bad = n;
@@ -170,7 +139,7 @@ TEST(prefill_archs_golden_small_cache_waves)
         const uint64_t cache = K * slot + slot / 2;
         batch_vs_tokens(t_, path, ids, n, cache);
         /* the waves really ran: experts were evicted and read again */
-        mf_model_params mp = params(0, cache, false);
+        mf_model_params mp = eval_params(0, cache, false);
         float *out = malloc(sizeof(float) * n * V);
         mf_stats st;
         mf_error e;
@@ -224,7 +193,7 @@ static void synth_case(t_state *t_, const char *preset, int cache_slots)
     float *out = malloc(sizeof(float) * N * V);
     REQUIRE(out);
     mf_stats sb, st;
-    mf_model_params mp = params(0, cache, false), one = params(1, cache, false);
+    mf_model_params mp = eval_params(0, cache, false), one = eval_params(1, cache, false);
     CHECKF(eval_parts(path, &mp, ids, N, ONE_CALL, 1, out, &sb, &e) == 0, "%s", e.msg);
     CHECKF(eval_parts(path, &one, ids, N, ONE_CALL, 1, out, &st, &e) == 0, "%s", e.msg);
     printf("  %s, %d tokens, %d-slot cache: batched %llu expert reads, token by token %llu\n", preset, N, cache_slots,
@@ -249,7 +218,7 @@ static void prefetch_identical(t_state *t_, const char *path, const int32_t *ids
     float *off = malloc(sizeof(float) * n * V), *on = malloc(sizeof(float) * n * V);
     REQUIRE(off && on);
     mf_error e;
-    mf_model_params a = params(1, cache, false), b = params(1, cache, true);
+    mf_model_params a = eval_params(1, cache, false), b = eval_params(1, cache, true);
     mf_stats sa, sb;
     CHECKF(eval_parts(path, &a, ids, n, BY_TOKEN, 1, off, &sa, &e) == 0, "%s", e.msg);
     CHECKF(eval_parts(path, &b, ids, n, BY_TOKEN, 1, on, &sb, &e) == 0, "%s", e.msg);

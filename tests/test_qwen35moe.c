@@ -4,6 +4,7 @@
  * through a minimal expert cache. */
 #include "golden.h"
 #include "moeflash.h"
+#include "eval_parts.h"
 #include "gguf.h"
 
 /* README: "Q8_0: use the Q4_K_M row" for this architecture (routing
@@ -207,38 +208,6 @@ TEST(qwen35moe_context_full)
 
 /* ---- batched prefill and prefetch: the same logits as token by token ---- */
 
-/* Evaluates ids[0..n) in calls of parts[0], parts[1], ... tokens (the last
- * part repeats until the end), all logits into out, stats into st. */
-static int eval_parts(const char *path, const mf_model_params *mp, const int32_t *ids, size_t n, const int *parts,
-                      size_t n_parts, float *out, mf_stats *st, mf_error *e)
-{
-    mf_model *m = mf_model_open(path, mp, e);
-    if (!m) return -1;
-    const size_t V = mf_model_get_info(m)->n_vocab;
-    mf_session *s = mf_session_new(m, (uint32_t)n + 8, e);
-    int rc = s ? 0 : -1;
-    for (size_t i = 0, k = 0; rc == 0 && i < n; k++) {
-        size_t len = (size_t)parts[k < n_parts ? k : n_parts - 1];
-        if (len > n - i) len = n - i;
-        rc = mf_eval(s, ids + i, len, out + i * V, e);
-        i += len;
-    }
-    if (st) mf_model_stats(m, st);
-    mf_session_free(s);
-    mf_model_close(m);
-    return rc;
-}
-
-static mf_model_params params(int n_batch, uint64_t cache, bool prefetch)
-{
-    mf_model_params mp;
-    mf_model_params_default(&mp);
-    mp.n_batch = n_batch;
-    mp.cache_bytes = cache;
-    mp.no_prefetch = !prefetch;
-    return mp;
-}
-
 /* The splits tried against token by token: the whole sequence in one call;
  * chunk boundaries inside the prompt, decodes, then a prompt again after
  * them (the next turn of a chat). */
@@ -249,7 +218,7 @@ static void batch_vs_tokens(t_state *t_, const char *path, const int32_t *ids, s
     float *want = malloc(sizeof(float) * n * V), *got = malloc(sizeof(float) * n * V);
     REQUIRE(want && got);
     mf_error e;
-    mf_model_params one = params(1, 0, false), batched = params(0, cache, false);
+    mf_model_params one = eval_params(1, 0, false), batched = eval_params(0, cache, false);
     CHECKF(eval_parts(path, &one, ids, n, BY_TOKEN, 1, want, NULL, &e) == 0, "%s: %s", path, e.msg);
     CHECKF(eval_parts(path, &batched, ids, n, ONE_CALL, 1, got, NULL, &e) == 0, "%s: %s", path, e.msg);
     CHECKF(memcmp(want, got, sizeof(float) * n * V) == 0, "%s: %zu tokens in one batched call (cache %llu bytes) "
@@ -316,7 +285,7 @@ TEST(qwen35moe_prefill_small_cache_waves)
         batch_vs_tokens(t_, t_shared(file), ids, n, in.n_vocab, cache);
         /* the waves really ran: more reads than the distinct experts of one layer */
         float *out = malloc(sizeof(float) * n * in.n_vocab);
-        mf_model_params mp = params(0, cache, false);
+        mf_model_params mp = eval_params(0, cache, false);
         CHECKF(eval_parts(t_shared(file), &mp, ids, n, ONE_CALL, 1, out, &st, &e) == 0, "%s", e.msg);
         CHECKF(st.cache_misses > in.n_expert && st.cache_misses <= (uint64_t)in.n_layer * in.n_expert,
                "%s: %llu expert reads for one chunk (%u layers x %u experts)", models[i],
@@ -342,14 +311,14 @@ TEST(qwen35moe_prefill_synthetic_tiny)
     float *out = malloc(sizeof(float) * N * V);
     REQUIRE(out);
     mf_stats sb, st;
-    mf_model_params mp = params(0, 0, false);
+    mf_model_params mp = eval_params(0, 0, false);
     mf_model *m = mf_model_open(path, &mp, &e);
     REQUIREF(m, "%s", e.msg);
     mf_model_stats(m, &sb);
     mf_model_close(m);
     const uint64_t slot = sb.cache_bytes / (2 * 16);
-    mp = params(0, 6 * slot + slot / 2, false);
-    mf_model_params one = params(1, 6 * slot + slot / 2, false);
+    mp = eval_params(0, 6 * slot + slot / 2, false);
+    mf_model_params one = eval_params(1, 6 * slot + slot / 2, false);
     CHECKF(eval_parts(path, &mp, ids, N, ONE_CALL, 1, out, &sb, &e) == 0, "%s", e.msg);
     CHECKF(eval_parts(path, &one, ids, N, ONE_CALL, 1, out, &st, &e) == 0, "%s", e.msg);
     printf("  qwen35-tiny, %d tokens, 6-slot cache: batched %llu expert reads, token by token %llu\n", N,
@@ -376,7 +345,7 @@ static void prefetch_identical(t_state *t_, const char *path, const int32_t *ids
     const uint64_t slot = st.cache_bytes / ((uint64_t)in.n_layer * in.n_expert), cache = slots * slot + slot / 2;
     float *off = malloc(sizeof(float) * n * V), *on = malloc(sizeof(float) * n * V);
     REQUIRE(off && on);
-    mf_model_params a = params(1, cache, false), b = params(1, cache, true);
+    mf_model_params a = eval_params(1, cache, false), b = eval_params(1, cache, true);
     mf_stats sa, sb;
     CHECKF(eval_parts(path, &a, ids, n, BY_TOKEN, 1, off, &sa, &e) == 0, "%s", e.msg);
     CHECKF(eval_parts(path, &b, ids, n, BY_TOKEN, 1, on, &sb, &e) == 0, "%s", e.msg);
