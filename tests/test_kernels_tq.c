@@ -15,6 +15,7 @@
  *   half a step of x), plus the same float slack.
  */
 #include "t.h"
+#include "kern_random.h"
 
 #include "quant/kernels.h"
 #include "quant/ref.h"
@@ -24,38 +25,6 @@
 #define KERN_TQ_SPEC_TOL 1e-6
 
 static const uint32_t tq_types[] = { MF_TYPE_TQ1_0, MF_TYPE_TQ2_0 };
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static float rng_float(uint64_t *s) /* [-1, 1) */
-{
-    return (float)((double)(rng_next(s) >> 11) * 0x1.0p-52 - 1.0);
-}
-
-static uint32_t bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-/* Activations with a spread of magnitudes, some zero blocks of 32 and
- * exact ties of +-max (the Q8_K quantizer's corner cases). */
-static void random_x(uint64_t *s, float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++) x[i] = rng_float(s) * (float)(1 << (rng_next(s) % 6));
-    for (size_t b = 0; b + 32 <= n; b += 32) {
-        const uint64_t r = rng_next(s) % 16;
-        if (r == 0) memset(x + b, 0, 32 * sizeof *x);
-        if (r == 1) { x[b + 3] = 40.0f; x[b + 7] = -40.0f; }
-    }
-}
 
 /* Five trits t[0..4] (t[0] the first digit) as one TQ1_0 byte: the base-3
  * number, scaled to a fraction of 256, rounded up. */
