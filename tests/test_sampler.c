@@ -111,3 +111,31 @@ TEST(sampler_repeat_penalty)
     CHECK(mf_sample(s, m, p2, 1) == 1);
     mf_sampler_free(s);
 }
+
+/* top-k keeps exactly the k best under (logit desc, id asc), ties at the
+ * boundary included: a vocabulary of many equal logits, near-uniform draws. */
+TEST(sampler_top_k_set_with_ties)
+{
+    enum { V = 1000, K = 37, DRAWS = 40000 };
+    static float l[V];
+    static int rank[V], seen[V];
+    uint64_t x = 12345;
+    for (int i = 0; i < V; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        l[i] = (float)((x >> 33) % 50);
+    }
+    /* rank[i]: how many ids come before i in the order */
+    for (int i = 0; i < V; i++) {
+        rank[i] = 0;
+        for (int j = 0; j < V; j++) rank[i] += l[j] > l[i] || (l[j] == l[i] && j < i);
+    }
+    mf_sampler *s = mk(1000.0f, K, 1.0f, 0, 1, 77, V);
+    for (int i = 0; i < DRAWS; i++) seen[mf_sample(s, l, NULL, 0)]++;
+    mf_sampler_free(s);
+    int in = 0, out = 0;
+    for (int i = 0; i < V; i++) {
+        if (rank[i] < K) in += seen[i] > 0;
+        else out += seen[i];
+    }
+    CHECKF(in == K && out == 0, "%d of the %d best drawn, %d draws outside them", in, K, out);
+}

@@ -81,6 +81,40 @@ static int by_logit_desc(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* a ranks below b in by_logit_desc's order */
+static int worse(const cand *a, const cand *b)
+{
+    return a->logit != b->logit ? a->logit < b->logit : a->id > b->id;
+}
+
+/* c[i] down the heap of the k best so far, whose root c[0] is the worst */
+static void sift_down(cand *c, size_t k, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, w = i;
+        if (l < k && worse(&c[l], &c[w])) w = l;
+        if (l + 1 < k && worse(&c[l + 1], &c[w])) w = l + 1;
+        if (w == i) return;
+        const cand t = c[i];
+        c[i] = c[w];
+        c[w] = t;
+        i = w;
+    }
+}
+
+/* Moves the k best of c[0..n) (by by_logit_desc) to c[0..k), in no
+ * particular order: a heap of the k best so far, each later candidate
+ * compared with its worst. */
+static void select_top(cand *c, size_t n, size_t k)
+{
+    for (size_t i = k / 2; i-- > 0;) sift_down(c, k, i);
+    for (size_t i = k; i < n; i++) {
+        if (!worse(&c[0], &c[i])) continue;
+        c[0] = c[i];
+        sift_down(c, k, 0);
+    }
+}
+
 static void penalise(mf_sampler *s, const int32_t *prev, size_t n_prev)
 {
     float pen = s->p.repeat_penalty;
@@ -112,12 +146,14 @@ int32_t mf_sample(mf_sampler *s, const float *logits, const int32_t *prev, size_
     }
     size_t n = V;
     if (s->p.top_k > 0 && (size_t)s->p.top_k < n) {
-        /* partial selection would do; a full sort keeps this simple and exact */
-        qsort(s->c, n, sizeof *s->c, by_logit_desc);
+        /* The k best under by_logit_desc's total order, then sorted: the
+         * same k candidates in the same order as the first k of a full
+         * sort, in O(V log k) instead of O(V log V) (a full qsort of a
+         * 152k vocabulary took ~10% of a decode step). */
         n = (size_t)s->p.top_k;
-    } else {
-        qsort(s->c, n, sizeof *s->c, by_logit_desc);
+        select_top(s->c, V, n);
     }
+    qsort(s->c, n, sizeof *s->c, by_logit_desc);
     /* probabilities at temperature 1 for the truncations, as llama.cpp */
     double sum = 0;
     float mx = s->c[0].logit;
