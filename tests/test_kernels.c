@@ -491,7 +491,11 @@ TEST(kern_dot_n_exact)
                     for (int i = 0; i < nt; i++) {
                         const float want = k->vec_dot(row, act + (size_t)i * stride, n);
                         tested++;
-                        CHECKF(bits(out[i]) == bits(want), "%s %s n=%zu ntok=%d token %d: %.9g, vec_dot %.9g",
+                        /* equal bits; of a NaN (float rows of random bytes hold some) only that
+                         * it is one: which operand's payload an FMA passes on depends on the
+                         * register form the compiler chose, not on the arithmetic */
+                        CHECKF(bits(out[i]) == bits(want) || (isnan(out[i]) && isnan(want)),
+                               "%s %s n=%zu ntok=%d token %d: %.9g, vec_dot %.9g",
                                quant_simd_name((quant_simd)v), quant_type(t)->name, n, nt, i, out[i], want);
                     }
                     CHECKF(out[nt] == -7.0f, "%s %s: wrote past out[%d]", quant_simd_name((quant_simd)v),

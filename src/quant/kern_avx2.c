@@ -253,23 +253,54 @@ KN_DEFINE(dot_n_q6_K, block_q6_K, q6n_w, q6n_unpack, q6n_sum, Q6N_CONTRIB, dot_q
 
 /* ---- float activations ---- */
 
+/* nt (1 or 2) tokens x[t] against one row: per token the same four
+ * accumulators, 8-value and scalar tails and reduction as one token alone
+ * (bit for bit), the row loaded and converted once for both. Two, not
+ * more: 4 accumulators a token and 4 row vectors fill the 16 registers. */
 #define FLOAT_DOT(name, T, LOAD8, CVT1)                                                            \
-    static float name(const void *row, const void *act, size_t n)                              \
+    KERN_INLINE void name##_t(const T *w, const float *const *x, size_t n, int nt, float *out)   \
     {                                                                                          \
-        const T *w = row;                                                                      \
-        const float *x = act;                                                                  \
-        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                            \
+        __m256 s[2][4];                                                                        \
+        for (int t = 0; t < nt; t++) s[t][0] = s[t][1] = s[t][2] = s[t][3] = _mm256_setzero_ps(); \
         size_t i = 0;                                                                          \
         for (; i + 32 <= n; i += 32) {                                                         \
-            s0 = _mm256_fmadd_ps(LOAD8(w + i), _mm256_loadu_ps(x + i), s0);                    \
-            s1 = _mm256_fmadd_ps(LOAD8(w + i + 8), _mm256_loadu_ps(x + i + 8), s1);            \
-            s2 = _mm256_fmadd_ps(LOAD8(w + i + 16), _mm256_loadu_ps(x + i + 16), s2);          \
-            s3 = _mm256_fmadd_ps(LOAD8(w + i + 24), _mm256_loadu_ps(x + i + 24), s3);          \
+            const __m256 w0 = LOAD8(w + i), w1 = LOAD8(w + i + 8), w2 = LOAD8(w + i + 16), w3 = LOAD8(w + i + 24); \
+            for (int t = 0; t < nt; t++) {                                                     \
+                s[t][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + i), s[t][0]);             \
+                s[t][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[t] + i + 8), s[t][1]);         \
+                s[t][2] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x[t] + i + 16), s[t][2]);        \
+                s[t][3] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x[t] + i + 24), s[t][3]);        \
+            }                                                                                  \
         }                                                                                      \
-        for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(LOAD8(w + i), _mm256_loadu_ps(x + i), s0); \
-        float r = hsum_f32x8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));      \
-        for (; i < n; i++) r += CVT1(w[i]) * x[i];                                             \
+        for (; i + 8 <= n; i += 8) {                                                           \
+            const __m256 w0 = LOAD8(w + i);                                                    \
+            for (int t = 0; t < nt; t++) s[t][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + i), s[t][0]); \
+        }                                                                                      \
+        for (int t = 0; t < nt; t++) {                                                         \
+            float r = hsum_f32x8(_mm256_add_ps(_mm256_add_ps(s[t][0], s[t][1]), _mm256_add_ps(s[t][2], s[t][3]))); \
+            for (size_t k = i; k < n; k++) r += CVT1(w[k]) * x[t][k];                          \
+            out[t] = r;                                                                        \
+        }                                                                                      \
+    }                                                                                          \
+    static float name(const void *row, const void *act, size_t n)                              \
+    {                                                                                          \
+        const float *x[1] = { act };                                                           \
+        float r;                                                                               \
+        name##_t(row, x, n, 1, &r);                                                            \
         return r;                                                                              \
+    }                                                                                          \
+    static void name##_n(const void *row, const void *act, size_t stride, size_t n, int ntok, float *out) \
+    {                                                                                          \
+        int t0 = 0;                                                                            \
+        for (; t0 + 2 <= ntok; t0 += 2) {                                                      \
+            const float *x[2] = { (const float *)((const uint8_t *)act + (size_t)t0 * stride), \
+                                  (const float *)((const uint8_t *)act + (size_t)(t0 + 1) * stride) }; \
+            name##_t(row, x, n, 2, out + t0);                                                  \
+        }                                                                                      \
+        if (t0 < ntok) {                                                                       \
+            const float *x[1] = { (const float *)((const uint8_t *)act + (size_t)t0 * stride) }; \
+            name##_t(row, x, n, 1, out + t0);                                                  \
+        }                                                                                      \
     }
 
 static inline __m256 ld_f32(const float *p) { return _mm256_loadu_ps(p); }
@@ -290,6 +321,9 @@ void kern_fill_avx2(quant_kernel_set *s)
     s->k[MF_TYPE_F32].vec_dot = dot_f32;
     s->k[MF_TYPE_F16].vec_dot = dot_f16;
     s->k[MF_TYPE_BF16].vec_dot = dot_bf16;
+    s->k[MF_TYPE_F32].vec_dot_n = dot_f32_n;
+    s->k[MF_TYPE_F16].vec_dot_n = dot_f16_n;
+    s->k[MF_TYPE_BF16].vec_dot_n = dot_bf16_n;
     s->k[MF_TYPE_Q8_0].vec_dot = dot_q8_0;
     s->k[MF_TYPE_Q4_0].vec_dot = dot_q4_0;
     s->k[MF_TYPE_Q5_0].vec_dot = dot_q5_0;

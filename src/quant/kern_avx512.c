@@ -293,25 +293,57 @@ KN_DEFINE(dot_n_q6_K, block_q6_K, q6n_w, q6n_unpack, q6n_sum, Q6N_CONTRIB, dot_q
 
 /* ---- float activations ---- */
 
+/* nt (1..4) tokens x[t] against one row: per token the same four
+ * accumulators over 64-value steps, the same 16-value and masked tails and
+ * the same reduction, so each token's result is bit for bit that of the
+ * one-token kernel; the row is loaded and converted once for all nt. */
 #define FLOAT_DOT16(name, T, LOAD16, MLOAD16)                                                      \
-    static float name(const void *row, const void *act, size_t n)                              \
+    KERN_INLINE void name##_t(const T *w, const float *const *x, size_t n, int nt, float *out)   \
     {                                                                                          \
-        const T *w = row;                                                                      \
-        const float *x = act;                                                                  \
-        __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                            \
+        __m512 s[4][4];                                                                        \
+        for (int t = 0; t < nt; t++) s[t][0] = s[t][1] = s[t][2] = s[t][3] = _mm512_setzero_ps(); \
         size_t i = 0;                                                                          \
         for (; i + 64 <= n; i += 64) {                                                         \
-            s0 = _mm512_fmadd_ps(LOAD16(w + i), _mm512_loadu_ps(x + i), s0);                   \
-            s1 = _mm512_fmadd_ps(LOAD16(w + i + 16), _mm512_loadu_ps(x + i + 16), s1);         \
-            s2 = _mm512_fmadd_ps(LOAD16(w + i + 32), _mm512_loadu_ps(x + i + 32), s2);         \
-            s3 = _mm512_fmadd_ps(LOAD16(w + i + 48), _mm512_loadu_ps(x + i + 48), s3);         \
+            const __m512 w0 = LOAD16(w + i), w1 = LOAD16(w + i + 16), w2 = LOAD16(w + i + 32), w3 = LOAD16(w + i + 48); \
+            for (int t = 0; t < nt; t++) {                                                     \
+                s[t][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[t] + i), s[t][0]);             \
+                s[t][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[t] + i + 16), s[t][1]);        \
+                s[t][2] = _mm512_fmadd_ps(w2, _mm512_loadu_ps(x[t] + i + 32), s[t][2]);        \
+                s[t][3] = _mm512_fmadd_ps(w3, _mm512_loadu_ps(x[t] + i + 48), s[t][3]);        \
+            }                                                                                  \
         }                                                                                      \
-        for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(LOAD16(w + i), _mm512_loadu_ps(x + i), s0); \
+        for (; i + 16 <= n; i += 16) {                                                         \
+            const __m512 w0 = LOAD16(w + i);                                                   \
+            for (int t = 0; t < nt; t++) s[t][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[t] + i), s[t][0]); \
+        }                                                                                      \
         if (i < n) {                                                                           \
             const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                              \
-            s1 = _mm512_fmadd_ps(MLOAD16(m, w + i), _mm512_maskz_loadu_ps(m, x + i), s1);      \
+            const __m512 w0 = MLOAD16(m, w + i);                                               \
+            for (int t = 0; t < nt; t++) s[t][1] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x[t] + i), s[t][1]); \
         }                                                                                      \
-        return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3))); \
+        for (int t = 0; t < nt; t++)                                                           \
+            out[t] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s[t][0], s[t][1]), _mm512_add_ps(s[t][2], s[t][3]))); \
+    }                                                                                          \
+    static float name(const void *row, const void *act, size_t n)                              \
+    {                                                                                          \
+        const float *x[1] = { act };                                                           \
+        float r;                                                                               \
+        name##_t(row, x, n, 1, &r);                                                            \
+        return r;                                                                              \
+    }                                                                                          \
+    static void name##_n(const void *row, const void *act, size_t stride, size_t n, int ntok, float *out) \
+    {                                                                                          \
+        for (int t0 = 0; t0 < ntok; t0 += 4) {                                                 \
+            const float *x[4];                                                                 \
+            const int nt = ntok - t0 < 4 ? ntok - t0 : 4;                                      \
+            for (int t = 0; t < nt; t++) x[t] = (const float *)((const uint8_t *)act + (size_t)(t0 + t) * stride); \
+            switch (nt) { /* constant token counts: the loops over t unroll */                 \
+            case 4: name##_t(row, x, n, 4, out + t0); break;                                   \
+            case 3: name##_t(row, x, n, 3, out + t0); break;                                   \
+            case 2: name##_t(row, x, n, 2, out + t0); break;                                   \
+            default: name##_t(row, x, n, 1, out + t0); break;                                  \
+            }                                                                                  \
+        }                                                                                      \
     }
 
 static inline __m512 ld_f32(const float *p) { return _mm512_loadu_ps(p); }
@@ -331,6 +363,9 @@ void kern_fill_avx512(quant_kernel_set *s)
     s->k[MF_TYPE_F32].vec_dot = dot_f32;
     s->k[MF_TYPE_F16].vec_dot = dot_f16;
     s->k[MF_TYPE_BF16].vec_dot = dot_bf16;
+    s->k[MF_TYPE_F32].vec_dot_n = dot_f32_n;
+    s->k[MF_TYPE_F16].vec_dot_n = dot_f16_n;
+    s->k[MF_TYPE_BF16].vec_dot_n = dot_bf16_n;
     s->k[MF_TYPE_Q8_0].vec_dot = dot_q8_0;
     s->k[MF_TYPE_Q4_0].vec_dot = dot_q4_0;
     s->k[MF_TYPE_Q5_0].vec_dot = dot_q5_0;
