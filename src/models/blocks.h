@@ -79,7 +79,7 @@ typedef struct moe_scratch {
     float *sel;              /* n_expert: selection scores */
     float *gate, *up;        /* n_used * n_ff each; gate must be followed by up (a fused
                                 gate_up expert writes 2 * n_used * n_ff from gate) */
-    float *down;             /* n_embd */
+    float *down;             /* n_used * n_embd: each expert's down projection */
     int32_t *ids;            /* n_used */
     float *w;                /* n_used */
     /* prefetch (optional: an architecture that guesses allocates them) */
@@ -87,6 +87,12 @@ typedef struct moe_scratch {
     int32_t *pf_ids;         /* moe_guess_count(n_used) */
     const store_expert *ex[64];  /* moe_route's experts, for moe_experts */
 } moe_scratch;
+
+/* Floats of the buffers moe_scratch_lay lays out (with_sel: s->sel too). */
+size_t moe_scratch_floats(int n_expert, int n_used, int n_ff, int n_embd, int with_sel);
+/* Points logits, sel (or NULL), gate, up, down, pf_h and w into p, in that
+ * order; returns the float after them. ids and pf_ids are the caller's. */
+float *moe_scratch_lay(moe_scratch *s, float *p, int n_expert, int n_used, int n_ff, int n_embd, int with_sel);
 
 /* The next layer's guess for prefetch: its router applied to
  * RMSNorm(x) * norm, x being the residual stream as it is now (after this

@@ -389,7 +389,7 @@ static void *ds2_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     const size_t E = hp->n_embd, N = hp->n_expert, K = hp->n_used, F = hp->n_ff_exp;
     size_t FF = (size_t)hp->n_ff_exp * hp->n_shared;
     if (hp->n_dense && hp->n_ff > FF) FF = hp->n_ff;
-    const size_t nf = 4 * E + 2 * FF + mla_scratch_floats(&m->ahp) + 2 * N + 2 * K * F + E + E + K;
+    const size_t nf = 4 * E + 2 * FF + mla_scratch_floats(&m->ahp) + moe_scratch_floats((int)N, (int)K, (int)F, (int)E, 1);
     s->buf = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K, sizeof(int32_t));
     s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
@@ -403,13 +403,7 @@ static void *ds2_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->fu = p, p += FF;
     mla_scratch_bind(&m->ahp, &s->as, p);
     p += mla_scratch_floats(&m->ahp);
-    s->ms.logits = p, p += N;
-    s->ms.sel = p, p += N;
-    s->ms.gate = p, p += K * F;   /* up must follow gate (fused gate_up experts) */
-    s->ms.up = p, p += K * F;
-    s->ms.down = p, p += E;
-    s->ms.pf_h = p, p += E;
-    s->ms.w = p;
+    moe_scratch_lay(&s->ms, p, (int)N, (int)K, (int)F, (int)E, 1);
     if (ds2_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { ds2_state_free(s); return NULL; }
     return s;
 }

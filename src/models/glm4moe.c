@@ -301,7 +301,7 @@ static void *glm_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->m = m;
     const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff_exp, N = hp->n_expert, FF = m->n_ff_max;
-    size_t nf = 4 * E + 2 * FF + Q + 2 * KV + Q + 2 * N + 2 * K * F + E + E + K;
+    size_t nf = 4 * E + 2 * FF + Q + 2 * KV + Q + moe_scratch_floats((int)N, (int)K, (int)F, (int)E, 1);
     s->kv = (kv_cache){ .n_layer = hp->n_layer, .n_head = hp->n_head, .n_ctx = n_ctx, .row = KV };
     s->x = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K, sizeof(int32_t));
@@ -318,13 +318,7 @@ static void *glm_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->as.k = p, p += KV;
     s->as.v = p, p += KV;
     s->as.out = p, p += Q;
-    s->ms.logits = p, p += N;
-    s->ms.sel = p, p += N;
-    s->ms.gate = p, p += K * F;
-    s->ms.up = p, p += K * F;
-    s->ms.down = p, p += E;
-    s->ms.pf_h = p, p += E;
-    s->ms.w = p;
+    moe_scratch_lay(&s->ms, p, (int)N, (int)K, (int)F, (int)E, 1);
     if (glm_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { glm_state_free(s); return NULL; }
     return s;
 }

@@ -316,7 +316,7 @@ static void *go_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->n_ring = hp->n_swa < n_ctx ? hp->n_swa : n_ctx;
     const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff_exp;
-    size_t nf = 3 * E + Q + 2 * KV + Q + hp->n_expert + 2 * K * F + E + E + K;
+    size_t nf = 3 * E + Q + 2 * KV + Q + moe_scratch_floats(hp->n_expert, (int)K, (int)F, (int)E, 0);
     s->k = calloc(hp->n_layer, sizeof *s->k);
     s->v = calloc(hp->n_layer, sizeof *s->v);
     s->x = calloc(nf, sizeof(float));
@@ -337,12 +337,7 @@ static void *go_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->as.k = p, p += KV;
     s->as.v = p, p += KV;
     s->as.out = p, p += Q;
-    s->ms.logits = p, p += hp->n_expert;
-    s->ms.gate = p, p += K * F;
-    s->ms.up = p, p += K * F;
-    s->ms.down = p, p += E;
-    s->ms.pf_h = p, p += E;
-    s->ms.w = p;
+    moe_scratch_lay(&s->ms, p, hp->n_expert, (int)K, (int)F, (int)E, 0);
     if (go_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { go_state_free(s); return NULL; }
     return s;
 oom:

@@ -327,7 +327,7 @@ static void *llama_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff, N = hp->n_expert;
     /* x h tmp | q k v out | dense gate up | router logits, K gates, K ups, down, guess input, K weights */
-    size_t nf = 3 * E + Q + 2 * KV + Q + 2 * F + N + 2 * K * F + E + E + K;
+    size_t nf = 3 * E + Q + 2 * KV + Q + 2 * F + moe_scratch_floats((int)N, (int)K, (int)F, (int)E, 0);
     s->x = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K ? K : 1, sizeof(int32_t));
     s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K) + 1, sizeof(int32_t));
@@ -342,12 +342,7 @@ static void *llama_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->as.out = p, p += Q;
     s->ff_gate = p, p += F;
     s->ff_up = p, p += F;
-    s->ms.logits = p, p += N;
-    s->ms.gate = p, p += K * F;
-    s->ms.up = p, p += K * F;
-    s->ms.down = p, p += E;
-    s->ms.pf_h = p, p += E;
-    s->ms.w = p;
+    moe_scratch_lay(&s->ms, p, (int)N, (int)K, (int)F, (int)E, 0);
     if (llama_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { llama_state_free(s); return NULL; }
     return s;
 }

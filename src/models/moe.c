@@ -182,16 +182,43 @@ void moe_experts(mf_pool *pool, store *st, int layer, const moe_hparams *hp, con
         yp[2 * k + 1] = s->up + (size_t)k * n_ff;
     }
     op_matvec_multi(pool, fused ? K : 2 * K, wp, h, yp);
-    memset(out, 0, sizeof(float) * (size_t)n_embd);
+    /* the K down projections, each of its own expert's activation, in one dispatch */
+    const float *xp[64];
     for (int k = 0; k < K; k++) {
         float *g = fused ? s->gate + (size_t)k * 2 * n_ff : s->gate + (size_t)k * n_ff;
         expert_act(hp, ex[k], fused, g, fused ? g + n_ff : s->up + (size_t)k * n_ff, n_ff);
-        mf_weight down = expert_view(&roles[STORE_DOWN], ex[k]->data[STORE_DOWN]);
-        op_matvec(pool, &down, g, s->down);
-        add_vec(s->down, ex[k]->data[STORE_DOWN_B], n_embd);
-        for (int i = 0; i < n_embd; i++) out[i] += s->w[k] * s->down[i];
+        wv[k] = expert_view(&roles[STORE_DOWN], ex[k]->data[STORE_DOWN]);
+        wp[k] = &wv[k];
+        xp[k] = g;
+        yp[k] = s->down + (size_t)k * n_embd;
+    }
+    op_matvec_each(pool, K, wp, xp, yp);
+    memset(out, 0, sizeof(float) * (size_t)n_embd);
+    for (int k = 0; k < K; k++) {
+        float *d = s->down + (size_t)k * n_embd;
+        add_vec(d, ex[k]->data[STORE_DOWN_B], n_embd);
+        for (int i = 0; i < n_embd; i++) out[i] += s->w[k] * d[i];
     }
     store_release(st, layer, s->ids, K);
+}
+
+size_t moe_scratch_floats(int n_expert, int n_used, int n_ff, int n_embd, int with_sel)
+{
+    const size_t N = (size_t)n_expert, K = (size_t)n_used, F = (size_t)n_ff, E = (size_t)n_embd;
+    return (with_sel ? 2 : 1) * N + 2 * K * F + K * E + E + K;
+}
+
+float *moe_scratch_lay(moe_scratch *s, float *p, int n_expert, int n_used, int n_ff, int n_embd, int with_sel)
+{
+    const size_t N = (size_t)n_expert, K = (size_t)n_used, F = (size_t)n_ff, E = (size_t)n_embd;
+    s->logits = p, p += N;
+    s->sel = with_sel ? p : NULL, p += with_sel ? N : 0;
+    s->gate = p, p += K * F; /* up follows gate: a fused gate_up expert writes both */
+    s->up = p, p += K * F;
+    s->down = p, p += K * E;
+    s->pf_h = p, p += E;
+    s->w = p, p += K;
+    return p;
 }
 
 int moe_forward(mf_pool *pool, store *st, int layer, const moe_hparams *hp, const mf_weight *router, const float *h,

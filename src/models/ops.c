@@ -99,6 +99,7 @@ typedef struct mv_job {
     float *const *y;
     const quant_kernel_set *ks;   /* NULL: float reference kernels */
     const void *act[MF_TYPE_COUNT]; /* by activation type; [F32] is x */
+    const void *const *each;      /* non-NULL: weight i's own input (quantized, or float without ks) */
     uint64_t total;               /* bytes over all weights */
     op_chunks chunks;
 } mv_job;
@@ -112,12 +113,12 @@ static void mv_rows(const void *job, int i, uint64_t r0, uint64_t r1)
     const size_t ne0 = (size_t)w->ne[0];
     if (!j->ks) {
         quant_dot_fn dot = quant_type(w->type)->dot;
-        const float *x = j->act[MF_TYPE_F32];
+        const float *x = j->each ? j->each[i] : j->act[MF_TYPE_F32];
         for (uint64_t r = r0; r < r1; r++, row += w->row_bytes) y[r] = dot(row, x, ne0);
         return;
     }
     const quant_kernel *k = &j->ks->k[w->type];
-    const void *act = j->act[k->act_type];
+    const void *act = j->each ? j->each[i] : j->act[k->act_type];
     quant_vec_dot_fn dot = k->vec_dot;
     /* The rows in two streams, the first half and the second taken in
      * turn: with two sequential streams in flight the hardware prefetchers
@@ -137,6 +138,15 @@ static void mv_task(void *ctx, int ith, int nth)
     mv_job *j = ctx;
     (void)ith, (void)nth;
     claim_rows(&j->chunks, j->n, j->w, mv_rows, j);
+}
+
+/* The job's rows on the pool, or on the caller alone when it is small. */
+static void mv_run(mf_pool *pool, mv_job *j)
+{
+    const int nth = j->total < OP_PAR_MIN_BYTES ? 1 : pool_threads(pool);
+    op_chunks_init(&j->chunks, j->total, nth, OP_CHUNKS_PER_THREAD, OP_MIN_CHUNK_BYTES);
+    if (nth == 1) mv_task(j, 0, 1);
+    else pool_run(pool, mv_task, j);
 }
 
 void op_matvec_multi(mf_pool *pool, int n, const mf_weight *const *w, const float *x, float *const *y)
@@ -167,10 +177,38 @@ void op_matvec_multi(mf_pool *pool, int n, const mf_weight *const *w, const floa
     } else {
         j.ks = used ? NULL : ks; /* all-float weights need no scratch */
     }
-    const int nth = j.total < OP_PAR_MIN_BYTES ? 1 : pool_threads(pool);
-    op_chunks_init(&j.chunks, j.total, nth, OP_CHUNKS_PER_THREAD, OP_MIN_CHUNK_BYTES);
-    if (nth == 1) mv_task(&j, 0, 1);
-    else pool_run(pool, mv_task, &j);
+    mv_run(pool, &j);
+}
+
+/* The most weights op_matvec_each takes in one dispatch. */
+#define OP_EACH_MAX 64
+
+void op_matvec_each(mf_pool *pool, int n, const mf_weight *const *w, const float *const *x, float *const *y)
+{
+    if (n > OP_EACH_MAX) {
+        for (int i = 0; i < n; i++) op_matvec(pool, w[i], x[i], y[i]);
+        return;
+    }
+    const quant_kernel_set *ks = quant_kernels();
+    const void *each[OP_EACH_MAX];
+    mv_job j = { .n = n, .w = w, .y = y, .each = each };
+    size_t cap = 0, used = 0;
+    for (int i = 0; i < n; i++) {
+        j.total += w[i]->ne[1] * w[i]->row_bytes;
+        const uint32_t at = ks->k[w[i]->type].act_type;
+        if (at != MF_TYPE_F32) used += (quant_act_bytes(at, (size_t)w[i]->ne[0]) + 63) & ~(size_t)63;
+    }
+    uint8_t *scratch = pool_scratch(pool, &cap);
+    j.ks = used <= cap ? ks : NULL; /* as op_matvec: the float reference path without room */
+    for (int i = 0; i < n; i++) {
+        const uint32_t at = ks->k[w[i]->type].act_type;
+        each[i] = x[i];
+        if (!j.ks || at == MF_TYPE_F32) continue;
+        ks->act[at](x[i], scratch, (size_t)w[i]->ne[0]);
+        each[i] = scratch;
+        scratch += (quant_act_bytes(at, (size_t)w[i]->ne[0]) + 63) & ~(size_t)63;
+    }
+    mv_run(pool, &j);
 }
 
 /* ---- T inputs at once ---- */

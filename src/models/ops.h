@@ -23,6 +23,9 @@ void op_matvec(mf_pool *pool, const mf_weight *w, const float *x, float *y);
 /* The same, for several weights sharing one input (q, k, v: one dispatch);
  * all have the same ne[0]. */
 void op_matvec_multi(mf_pool *pool, int n, const mf_weight *const *w, const float *x, float *const *y);
+/* The same, each weight with its own input x[i] (the K experts' down
+ * projections: one dispatch instead of K); y[i] equals op_matvec(w[i], x[i]). */
+void op_matvec_each(mf_pool *pool, int n, const mf_weight *const *w, const float *const *x, float *const *y);
 
 /* The same product for T inputs: Y[t] = W . X[t] for each weight of w,
  * X rows x_stride floats apart, y[i] rows of weight i y_stride floats apart.

@@ -385,7 +385,7 @@ static void *q35_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     /* recurrent state: per linear layer the conv window, then S */
     s->rec = calloc((size_t)m->n_lin * (conv + S) + 1, sizeof(float));
     s->dn = calloc((size_t)m->n_lin + 1, sizeof *s->dn);
-    size_t nf = 5 * E + 4 * Q + 2 * KV + 2 * FS + dnet_scratch_floats(&hp->dn) + hp->n_expert + 2 * K * F + E + K;
+    size_t nf = 4 * E + 4 * Q + 2 * KV + 2 * FS + dnet_scratch_floats(&hp->dn) + moe_scratch_floats(hp->n_expert, (int)K, (int)F, (int)E, 0);
     s->buf = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K, sizeof(int32_t));
     s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
@@ -407,12 +407,7 @@ static void *q35_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->sh_g = p, p += FS;
     s->sh_u = p, p += FS;
     dnet_scratch_init(&s->ds, &hp->dn, p), p += dnet_scratch_floats(&hp->dn);
-    s->ms.logits = p, p += hp->n_expert;
-    s->ms.gate = p, p += K * F; /* up follows gate: a fused gate_up expert writes both */
-    s->ms.up = p, p += K * F;
-    s->ms.down = p, p += E;
-    s->ms.pf_h = p, p += E;
-    s->ms.w = p;
+    moe_scratch_lay(&s->ms, p, hp->n_expert, (int)K, (int)F, (int)E, 0);
     if (q35_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { q35_state_free(s); return NULL; }
     return s;
 }

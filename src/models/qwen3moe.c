@@ -216,7 +216,7 @@ static void *q3_state_new(void *mp, uint32_t n_ctx, mf_error *e)
                         .row = (size_t)hp->n_head_kv * hp->head_dim };
     const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff_exp;
-    size_t nf = 3 * E + Q + 2 * KV + Q + hp->n_expert + 2 * K * F + E + K + E;
+    size_t nf = 3 * E + Q + 2 * KV + Q + moe_scratch_floats(hp->n_expert, (int)K, (int)F, (int)E, 0);
     s->x = calloc(nf, sizeof(float));
     s->ms.ids = calloc(K, sizeof(int32_t));
     s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
@@ -229,12 +229,7 @@ static void *q3_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->as.k = p, p += KV;
     s->as.v = p, p += KV;
     s->as.out = p, p += Q;
-    s->ms.logits = p, p += hp->n_expert;
-    s->ms.gate = p, p += K * F;
-    s->ms.up = p, p += K * F;
-    s->ms.down = p, p += E;
-    s->ms.pf_h = p, p += E;
-    s->ms.w = p;
+    moe_scratch_lay(&s->ms, p, hp->n_expert, (int)K, (int)F, (int)E, 0);
     if (q3_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { q3_state_free(s); return NULL; }
     return s;
 }
