@@ -118,3 +118,62 @@ TEST(matmul_multi_weight)
     }
     free(q), free(X), free(row);
 }
+
+/* op_matvec_each: weights of different types and sizes, each with its own
+ * input, equal bit for bit to one op_matvec each; with 1 and 2 threads and
+ * without a pool (the float path), and more weights than one dispatch
+ * takes (the per-weight fallback). */
+TEST(matvec_each_equals_matvec)
+{
+    enum { NW = 70, NE0 = 512 };
+    static const uint32_t types[] = { MF_TYPE_Q4_K, MF_TYPE_Q6_K, MF_TYPE_Q8_0, MF_TYPE_F32, MF_TYPE_Q5_K };
+    mf_weight w[NW];
+    const mf_weight *wp[NW];
+    float *x[NW], *y[NW], *z[NW];
+    const float *xp[NW];
+    uint64_t s = 99;
+    float *row = malloc(sizeof(float) * NE0);
+    REQUIRE(row);
+    for (int i = 0; i < NW; i++) {
+        const uint32_t type = types[i % 5];
+        const int ne1 = 16 + 37 * (i % 7);
+        const size_t rb = quant_row_bytes(type, NE0);
+        uint8_t *wd = malloc(rb * (size_t)ne1);
+        x[i] = malloc(sizeof(float) * NE0);
+        y[i] = malloc(sizeof(float) * (size_t)ne1);
+        z[i] = malloc(sizeof(float) * (size_t)ne1);
+        REQUIRE(wd && x[i] && y[i] && z[i]);
+        for (int r = 0; r < ne1; r++) {
+            for (int k = 0; k < NE0; k++) {
+                s = s * 6364136223846793005ull + 1442695040888963407ull;
+                row[k] = (float)((int64_t)(s >> 33) % 2001 - 1000) / 1000.0f;
+            }
+            REQUIRE(quant_quantize_row(type, row, wd + (size_t)r * rb, NE0) == rb);
+        }
+        for (int k = 0; k < NE0; k++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            x[i][k] = (float)((int64_t)(s >> 33) % 2001 - 1000) / 300.0f;
+        }
+        w[i] = (mf_weight){ .name = "w", .type = type, .n_dims = 2, .ne = { NE0, (uint64_t)ne1, 1, 1 }, .row_bytes = rb, .data = wd };
+        wp[i] = &w[i];
+        xp[i] = x[i];
+    }
+    mf_pool *pools[3] = { NULL, pool_new(1), pool_new(2) };
+    static const int counts[] = { 1, 8, NW };
+    for (int p = 0; p < 3; p++)
+        for (int c = 0; c < 3; c++) {
+            const int n = counts[c];
+            for (int i = 0; i < n; i++) {
+                op_matvec(pools[p], wp[i], xp[i], z[i]);
+                memset(y[i], 0xff, sizeof(float) * w[i].ne[1]);
+            }
+            op_matvec_each(pools[p], n, wp, xp, y);
+            for (int i = 0; i < n; i++)
+                CHECKF(memcmp(y[i], z[i], sizeof(float) * w[i].ne[1]) == 0, "pool %d, %d weights: weight %d (%s) differs",
+                       p, n, i, quant_type(w[i].type)->name);
+        }
+    pool_free(pools[1]);
+    pool_free(pools[2]);
+    for (int i = 0; i < NW; i++) free((void *)w[i].data), free(x[i]), free(y[i]), free(z[i]);
+    free(row);
+}

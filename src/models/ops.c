@@ -185,25 +185,24 @@ void op_matvec_multi(mf_pool *pool, int n, const mf_weight *const *w, const floa
 
 void op_matvec_each(mf_pool *pool, int n, const mf_weight *const *w, const float *const *x, float *const *y)
 {
-    if (n > OP_EACH_MAX) {
-        for (int i = 0; i < n; i++) op_matvec(pool, w[i], x[i], y[i]);
-        return;
-    }
     const quant_kernel_set *ks = quant_kernels();
-    const void *each[OP_EACH_MAX];
-    mv_job j = { .n = n, .w = w, .y = y, .each = each };
     size_t cap = 0, used = 0;
+    uint8_t *scratch = pool_scratch(pool, &cap);
     for (int i = 0; i < n; i++) {
-        j.total += w[i]->ne[1] * w[i]->row_bytes;
         const uint32_t at = ks->k[w[i]->type].act_type;
         if (at != MF_TYPE_F32) used += (quant_act_bytes(at, (size_t)w[i]->ne[0]) + 63) & ~(size_t)63;
     }
-    uint8_t *scratch = pool_scratch(pool, &cap);
-    j.ks = used <= cap ? ks : NULL; /* as op_matvec: the float reference path without room */
+    if (n > OP_EACH_MAX || used > cap) { /* one by one, each as op_matvec does it */
+        for (int i = 0; i < n; i++) op_matvec(pool, w[i], x[i], y[i]);
+        return;
+    }
+    const void *each[OP_EACH_MAX];
+    mv_job j = { .n = n, .w = w, .y = y, .ks = ks, .each = each };
     for (int i = 0; i < n; i++) {
         const uint32_t at = ks->k[w[i]->type].act_type;
+        j.total += w[i]->ne[1] * w[i]->row_bytes;
         each[i] = x[i];
-        if (!j.ks || at == MF_TYPE_F32) continue;
+        if (at == MF_TYPE_F32) continue;
         ks->act[at](x[i], scratch, (size_t)w[i]->ne[0]);
         each[i] = scratch;
         scratch += (quant_act_bytes(at, (size_t)w[i]->ne[0]) + 63) & ~(size_t)63;
