@@ -281,26 +281,6 @@ KN_DEFINE(dot_n_q6_K, block_q6_K, q6n_w, q6n_unpack, q6n_sum, Q6N_CONTRIB, dot_q
             for (size_t k = i; k < n; k++) r += CVT1(w[k]) * x[t][k];                          \
             out[t] = r;                                                                        \
         }                                                                                      \
-    }                                                                                          \
-    static float name(const void *row, const void *act, size_t n)                              \
-    {                                                                                          \
-        const float *x[1] = { act };                                                           \
-        float r;                                                                               \
-        name##_t(row, x, n, 1, &r);                                                            \
-        return r;                                                                              \
-    }                                                                                          \
-    static void name##_n(const void *row, const void *act, size_t stride, size_t n, int ntok, float *out) \
-    {                                                                                          \
-        int t0 = 0;                                                                            \
-        for (; t0 + 2 <= ntok; t0 += 2) {                                                      \
-            const float *x[2] = { (const float *)((const uint8_t *)act + (size_t)t0 * stride), \
-                                  (const float *)((const uint8_t *)act + (size_t)(t0 + 1) * stride) }; \
-            name##_t(row, x, n, 2, out + t0);                                                  \
-        }                                                                                      \
-        if (t0 < ntok) {                                                                       \
-            const float *x[1] = { (const float *)((const uint8_t *)act + (size_t)t0 * stride) }; \
-            name##_t(row, x, n, 1, out + t0);                                                  \
-        }                                                                                      \
     }
 
 static inline __m256 ld_f32(const float *p) { return _mm256_loadu_ps(p); }
@@ -315,6 +295,9 @@ static inline float cv_f32(float v) { return v; }
 FLOAT_DOT(dot_f32, float, ld_f32, cv_f32)
 FLOAT_DOT(dot_f16, mf_fp16, ld_f16, quant_fp16_to_f32)
 FLOAT_DOT(dot_bf16, mf_bf16, ld_bf16, quant_bf16_to_f32)
+FLOAT_DOT_ENTRIES(dot_f32, 2)
+FLOAT_DOT_ENTRIES(dot_f16, 2)
+FLOAT_DOT_ENTRIES(dot_bf16, 2)
 
 void kern_fill_avx2(quant_kernel_set *s)
 {

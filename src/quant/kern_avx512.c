@@ -293,7 +293,7 @@ KN_DEFINE(dot_n_q6_K, block_q6_K, q6n_w, q6n_unpack, q6n_sum, Q6N_CONTRIB, dot_q
 
 /* ---- float activations ---- */
 
-/* nt (1..4) tokens x[t] against one row: per token the same four
+/* nt (1 or 4) tokens x[t] against one row: per token the same four
  * accumulators over 64-value steps, the same 16-value and masked tails and
  * the same reduction, so each token's result is bit for bit that of the
  * one-token kernel; the row is loaded and converted once for all nt. */
@@ -323,27 +323,6 @@ KN_DEFINE(dot_n_q6_K, block_q6_K, q6n_w, q6n_unpack, q6n_sum, Q6N_CONTRIB, dot_q
         }                                                                                      \
         for (int t = 0; t < nt; t++)                                                           \
             out[t] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s[t][0], s[t][1]), _mm512_add_ps(s[t][2], s[t][3]))); \
-    }                                                                                          \
-    static float name(const void *row, const void *act, size_t n)                              \
-    {                                                                                          \
-        const float *x[1] = { act };                                                           \
-        float r;                                                                               \
-        name##_t(row, x, n, 1, &r);                                                            \
-        return r;                                                                              \
-    }                                                                                          \
-    static void name##_n(const void *row, const void *act, size_t stride, size_t n, int ntok, float *out) \
-    {                                                                                          \
-        for (int t0 = 0; t0 < ntok; t0 += 4) {                                                 \
-            const float *x[4];                                                                 \
-            const int nt = ntok - t0 < 4 ? ntok - t0 : 4;                                      \
-            for (int t = 0; t < nt; t++) x[t] = (const float *)((const uint8_t *)act + (size_t)(t0 + t) * stride); \
-            switch (nt) { /* constant token counts: the loops over t unroll */                 \
-            case 4: name##_t(row, x, n, 4, out + t0); break;                                   \
-            case 3: name##_t(row, x, n, 3, out + t0); break;                                   \
-            case 2: name##_t(row, x, n, 2, out + t0); break;                                   \
-            default: name##_t(row, x, n, 1, out + t0); break;                                  \
-            }                                                                                  \
-        }                                                                                      \
     }
 
 static inline __m512 ld_f32(const float *p) { return _mm512_loadu_ps(p); }
@@ -357,6 +336,9 @@ static inline __m512 ldm_bf16(__mmask16 m, const mf_bf16 *p) { return bf16_to_f3
 FLOAT_DOT16(dot_f32, float, ld_f32, ldm_f32)
 FLOAT_DOT16(dot_f16, mf_fp16, ld_f16, ldm_f16)
 FLOAT_DOT16(dot_bf16, mf_bf16, ld_bf16, ldm_bf16)
+FLOAT_DOT_ENTRIES(dot_f32, 4)
+FLOAT_DOT_ENTRIES(dot_f16, 4)
+FLOAT_DOT_ENTRIES(dot_bf16, 4)
 
 void kern_fill_avx512(quant_kernel_set *s)
 {

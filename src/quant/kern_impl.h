@@ -98,6 +98,31 @@ static inline int kern_nearest_int(float v)
  * vmulq_s8 (kern_scalar_iq.c). */
 extern const uint64_t kern_ksigns64[128];
 
+/* vec_dot (name) and vec_dot_n (name##_n) of a float-row kernel
+ * name##_t(row, x[], n, nt, out) that takes nt = 1 or NT tokens per pass
+ * over the row: groups of NT, then the rest one by one. */
+#define FLOAT_DOT_ENTRIES(name, NT)                                                                 \
+    static float name(const void *row, const void *act, size_t n)                              \
+    {                                                                                          \
+        const float *x[1] = { act };                                                           \
+        float r;                                                                               \
+        name##_t(row, x, n, 1, &r);                                                            \
+        return r;                                                                              \
+    }                                                                                          \
+    static void name##_n(const void *row, const void *act, size_t stride, size_t n, int ntok, float *out) \
+    {                                                                                          \
+        int t0 = 0;                                                                            \
+        for (; t0 + (NT) <= ntok; t0 += (NT)) {                                                \
+            const float *x[NT];                                                                \
+            for (int t = 0; t < (NT); t++) x[t] = (const float *)((const uint8_t *)act + (size_t)(t0 + t) * stride); \
+            name##_t(row, x, n, (NT), out + t0);                                               \
+        }                                                                                      \
+        for (; t0 < ntok; t0++) {                                                              \
+            const float *x[1] = { (const float *)((const uint8_t *)act + (size_t)t0 * stride) }; \
+            name##_t(row, x, n, 1, out + t0);                                                  \
+        }                                                                                      \
+    }
+
 /* The scalar set (kern_scalar.c, and the i-quants of kern_scalar_iq.c,
  * which kern_fill_scalar calls): the specification and the fallback. */
 void kern_fill_scalar(quant_kernel_set *s);

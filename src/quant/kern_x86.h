@@ -185,7 +185,14 @@ static_assert(offsetof(block_q5_K, dmin) == offsetof(block_q5_K, d) + 2, "q5_K: 
         __m128 acc = _mm_setzero_ps();                                                         \
         size_t b = 0;                                                                          \
         for (; b + 4 <= nb; b += 4) acc = _mm_add_ps(acc, GROUP(w + b, a + b, 4));             \
-        if (b < nb) acc = _mm_add_ps(acc, GROUP(w + b, a + b, (int)(nb - b)));                 \
+        /* the last 1..3 with the count a constant in each case: a row of  \
+         * 768 values (an expert's down projection) is only such a group */ \
+        switch (nb - b) {                                                                      \
+        case 1: acc = _mm_add_ps(acc, GROUP(w + b, a + b, 1)); break;                          \
+        case 2: acc = _mm_add_ps(acc, GROUP(w + b, a + b, 2)); break;                          \
+        case 3: acc = _mm_add_ps(acc, GROUP(w + b, a + b, 3)); break;                          \
+        default: break;                                                                        \
+        }                                                                                      \
         float r[4];                                                                            \
         _mm_storeu_ps(r, acc);                                                                 \
         return kern_acc4_finish(r);                                                            \
