@@ -52,10 +52,12 @@ BENCH_OBJ:= $(BENCH_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libmoeflash.a
 
 .PHONY: all test asan fuzz bench help clean
-all: moeflash
+# The kernel benchmark is built with the program, so that running it by
+# hand never measures kernels older than the library.
+all: moeflash $(if $(BENCH_SRC),$(BUILD)/bench_kernels)
 
 help:
-	@echo "make            build ./moeflash"
+	@echo "make            build ./moeflash (and build/bench_kernels)"
 	@echo "make test       build and run the test suite (ends with 'N passed, N failed')"
 	@echo "make asan       the test suite under AddressSanitizer + UBSan"
 	@echo "make fuzz       libFuzzer target for the GGUF parser (clang), short run"
