@@ -22,6 +22,7 @@
 #include "models/arch.h"
 #include "models/attn_window.h"
 #include "models/blocks.h"
+#include "models/decoder.h"
 #include "models/kvcache.h"
 #include "models/layer_batch.h"
 #include "quant/quant.h"
@@ -79,52 +80,20 @@ static int glm_hparams_load(const gguf_file *f, glm_hparams *hp, mf_error *e)
 {
     char k[128];
     const char *a = GLM_ARCH, *path = f->parts[0].path;
-    uint32_t blocks, nextn;
-#define REQ(name, dst) if (gguf_get_u32(f, gguf_arch_key(k, sizeof k, a, name), dst, e)) return -1
-    REQ("block_count", &blocks);
-    REQ("embedding_length", &hp->n_embd);
-    REQ("attention.head_count", &hp->n_head);
-    REQ("expert_count", &hp->n_expert);
-    REQ("expert_used_count", &hp->n_used);
-    REQ("expert_feed_forward_length", &hp->n_ff_exp);
-    REQ("expert_shared_count", &hp->n_shared);
-#undef REQ
-    if (gguf_get_f32(f, gguf_arch_key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), &hp->eps, e) ||
+    dec_dims d;
+    if (dec_dims_load(f, a, DEC_NEXTN | DEC_ROPE_REQUIRED, &d, e)) return -1;
+    DEC_DIMS_COPY(hp, d);
+    hp->n_ff_exp = d.n_ff;
+    if (gguf_get_u32(f, gguf_arch_key(k, sizeof k, a, "expert_shared_count"), &hp->n_shared, e) ||
+        gguf_get_f32(f, gguf_arch_key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), &hp->eps, e) ||
         gguf_get_f32(f, gguf_arch_key(k, sizeof k, a, "expert_weights_scale"), &hp->w_scale, e) ||
         gguf_opt_bool(f, gguf_arch_key(k, sizeof k, a, "expert_weights_norm"), false, &hp->norm_w, e) ||
         gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "expert_gating_func"), 0, &hp->gating, e) ||
         gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "expert_group_count"), 0, &hp->n_group, e) ||
         gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "expert_group_used_count"), 0, &hp->n_group_used, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "nextn_predict_layers"), 0, &nextn, e) ||
         gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "leading_dense_block_count"), 0, &hp->n_dense, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "feed_forward_length"), 0, &hp->n_ff, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "context_length"), 4096, &hp->n_ctx_train, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.head_count_kv"), hp->n_head, &hp->n_head_kv, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.key_length"), hp->n_head ? hp->n_embd / hp->n_head : 0,
-                     &hp->head_dim, e))
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "feed_forward_length"), 0, &hp->n_ff, e))
         return -1;
-    uint32_t vlen;
-    if (gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.value_length"), hp->head_dim, &vlen, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "rope.dimension_count"), hp->head_dim, &hp->n_rot, e))
-        return -1;
-    if (nextn >= blocks)
-        return mf_fail(e, "%s: glm4moe: nextn_predict_layers %u leaves no layer of block_count %u", path, nextn, blocks);
-    hp->n_layer = blocks - nextn;
-    if (hp->n_embd == 0 || hp->n_head == 0 || hp->head_dim == 0)
-        return mf_fail(e, "%s: glm4moe: embedding_length, head_count and key_length must be > 0", path);
-    if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->head_dim > 4096 || hp->n_embd > (1u << 20))
-        return mf_fail(e, "%s: glm4moe: implausible hyperparameters (layers %u, heads %u, head_dim %u, embd %u)", path,
-                       hp->n_layer, hp->n_head, hp->head_dim, hp->n_embd);
-    if (vlen != hp->head_dim)
-        return mf_fail(e, "%s: glm4moe: value_length %u differs from key_length %u (not supported)", path, vlen, hp->head_dim);
-    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
-        return mf_fail(e, "%s: glm4moe: head_count %u is not a multiple of head_count_kv %u", path, hp->n_head, hp->n_head_kv);
-    if (hp->n_rot == 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2)
-        return mf_fail(e, "%s: glm4moe: rope.dimension_count %u: expected an even number in 2..%u", path, hp->n_rot,
-                       hp->head_dim);
-    if (hp->n_expert == 0 || hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64 || hp->n_ff_exp == 0)
-        return mf_fail(e, "%s: glm4moe: expert_used_count %u of expert_count %u (width %u): expected 1..min(count, 64)",
-                       path, hp->n_used, hp->n_expert, hp->n_ff_exp);
     if (hp->n_dense > hp->n_layer)
         return mf_fail(e, "%s: glm4moe: leading_dense_block_count %u exceeds the %u layers", path, hp->n_dense, hp->n_layer);
     if (hp->n_dense && hp->n_ff == 0)

@@ -24,6 +24,7 @@
 #include "models/arch.h"
 #include "models/attn_window.h"
 #include "models/blocks.h"
+#include "models/decoder.h"
 #include "models/layer_batch.h"
 #include "quant/quant.h"
 
@@ -84,41 +85,14 @@ typedef struct go_state {
 static int go_hparams_load(const gguf_file *f, go_hparams *hp, mf_error *e)
 {
     char k[128];
-    const char *a = GO_ARCH, *path = f->parts[0].path;
-#define REQ(name, dst) if (gguf_get_u32(f, gguf_arch_key(k, sizeof k, a, name), dst, e)) return -1
-    REQ("block_count", &hp->n_layer);
-    REQ("embedding_length", &hp->n_embd);
-    REQ("attention.head_count", &hp->n_head);
-    REQ("expert_count", &hp->n_expert);
-    REQ("expert_used_count", &hp->n_used);
-    REQ("expert_feed_forward_length", &hp->n_ff_exp);
-    REQ("attention.sliding_window", &hp->n_swa);
-#undef REQ
-    if (gguf_get_f32(f, gguf_arch_key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), &hp->eps, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "context_length"), 4096, &hp->n_ctx_train, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.head_count_kv"), hp->n_head, &hp->n_head_kv, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.key_length"), hp->n_head ? hp->n_embd / hp->n_head : 0,
-                     &hp->head_dim, e))
+    const char *a = GO_ARCH;
+    dec_dims d;
+    if (dec_dims_load(f, a, DEC_ROPE_REQUIRED, &d, e) ||
+        gguf_get_u32(f, gguf_arch_key(k, sizeof k, a, "attention.sliding_window"), &hp->n_swa, e) ||
+        gguf_get_f32(f, gguf_arch_key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), &hp->eps, e))
         return -1;
-    uint32_t vlen;
-    if (gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.value_length"), hp->head_dim, &vlen, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "rope.dimension_count"), hp->head_dim, &hp->n_rot, e))
-        return -1;
-    if (hp->n_layer == 0 || hp->n_embd == 0 || hp->n_head == 0 || hp->head_dim == 0)
-        return mf_fail(e, "%s: gpt-oss: block_count, embedding_length, head_count and key_length must be > 0", path);
-    if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->head_dim > 4096 || hp->n_embd > (1u << 20))
-        return mf_fail(e, "%s: gpt-oss: implausible hyperparameters (layers %u, heads %u, head_dim %u, embd %u)", path,
-                       hp->n_layer, hp->n_head, hp->head_dim, hp->n_embd);
-    if (vlen != hp->head_dim)
-        return mf_fail(e, "%s: gpt-oss: value_length %u differs from key_length %u (not supported)", path, vlen, hp->head_dim);
-    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
-        return mf_fail(e, "%s: gpt-oss: head_count %u is not a multiple of head_count_kv %u", path, hp->n_head, hp->n_head_kv);
-    if (hp->n_rot == 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2)
-        return mf_fail(e, "%s: gpt-oss: rope.dimension_count %u: expected an even number in 2..%u", path, hp->n_rot,
-                       hp->head_dim);
-    if (hp->n_expert == 0 || hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64 || hp->n_ff_exp == 0)
-        return mf_fail(e, "%s: gpt-oss: expert_used_count %u of expert_count %u (width %u): expected 1..min(count, 64)",
-                       path, hp->n_used, hp->n_expert, hp->n_ff_exp);
+    DEC_DIMS_COPY(hp, d);
+    hp->n_ff_exp = d.n_ff;
     return rope_params_load(f, a, (int)hp->n_rot, 1, hp->n_ctx_train, &hp->rope, e);
 }
 

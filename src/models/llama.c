@@ -27,6 +27,7 @@
  */
 #include "models/arch.h"
 #include "models/blocks.h"
+#include "models/decoder.h"
 #include "models/kvcache.h"
 #include "models/layer_batch.h"
 #include "quant/quant.h"
@@ -78,24 +79,15 @@ static int llama_hparams_load(const gguf_file *f, llama_hparams *hp, mf_error *e
 {
     char k[128];
     const char *a = "llama", *path = f->parts[0].path;
+    dec_dims d;
+    if (dec_dims_load(f, a, DEC_DENSE_OK, &d, e)) return -1;
+    DEC_DIMS_COPY(hp, d);
+    hp->n_ff = d.n_ff;
 #define KEY(name) gguf_arch_key(k, sizeof k, a, name)
-    if (gguf_get_u32(f, KEY("block_count"), &hp->n_layer, e) ||
-        gguf_get_u32(f, KEY("embedding_length"), &hp->n_embd, e) ||
-        gguf_get_u32(f, KEY("attention.head_count"), &hp->n_head, e) ||
-        gguf_get_u32(f, KEY("feed_forward_length"), &hp->n_ff, e) ||
-        gguf_get_f32(f, KEY("attention.layer_norm_rms_epsilon"), &hp->eps, e))
-        return -1;
-    uint32_t vlen;
     float rope_factor;
-    if (gguf_opt_u32(f, KEY("context_length"), 4096, &hp->n_ctx_train, e) ||
-        gguf_opt_u32(f, KEY("attention.head_count_kv"), hp->n_head, &hp->n_head_kv, e) ||
-        gguf_opt_u32(f, KEY("attention.key_length"), hp->n_head ? hp->n_embd / hp->n_head : 0, &hp->head_dim, e) ||
-        gguf_opt_u32(f, KEY("attention.value_length"), hp->head_dim, &vlen, e) ||
-        gguf_opt_u32(f, KEY("rope.dimension_count"), hp->head_dim, &hp->n_rot, e) ||
+    if (gguf_get_f32(f, KEY("attention.layer_norm_rms_epsilon"), &hp->eps, e) ||
         gguf_opt_f32(f, KEY("rope.freq_base"), 10000.0f, &hp->freq_base, e) ||
         gguf_opt_f32(f, KEY("attention.scale"), 0.0f, &hp->attn_scale, e) ||
-        gguf_opt_u32(f, KEY("expert_count"), 0, &hp->n_expert, e) ||
-        gguf_opt_u32(f, KEY("expert_used_count"), 0, &hp->n_used, e) ||
         gguf_opt_f32(f, KEY("expert_weights_scale"), 0.0f, &hp->expert_scale, e) ||
         gguf_opt_f32(f, KEY("rope.scaling.factor"), 0.0f, &rope_factor, e))
         return -1;
@@ -109,23 +101,6 @@ static int llama_hparams_load(const gguf_file *f, llama_hparams *hp, mf_error *e
     if (gguf_find(f, KEY("rope.scale_linear")))
         return mf_fail(e, "%s: llama: %s (linear RoPE scaling) is not supported yet", path, KEY("rope.scale_linear"));
 #undef KEY
-    if (hp->n_layer == 0 || hp->n_embd == 0 || hp->n_head == 0 || hp->head_dim == 0 || hp->n_ff == 0)
-        return mf_fail(e, "%s: llama: block_count, embedding_length, head_count, key_length and feed_forward_length "
-                       "must be > 0", path);
-    if (vlen != hp->head_dim)
-        return mf_fail(e, "%s: llama: value_length %u differs from key_length %u (not supported)", path, vlen, hp->head_dim);
-    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
-        return mf_fail(e, "%s: llama: head_count %u is not a multiple of head_count_kv %u", path, hp->n_head, hp->n_head_kv);
-    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
-        return mf_fail(e, "%s: llama: rope.dimension_count %u: expected an even number <= %u", path, hp->n_rot, hp->head_dim);
-    if (hp->n_expert && (hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64))
-        return mf_fail(e, "%s: llama: expert_used_count %u of expert_count %u: expected 1..min(count, 64)", path,
-                       hp->n_used, hp->n_expert);
-    if (!hp->n_expert) hp->n_used = 0;
-    if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->head_dim > 4096 || hp->n_embd > (1u << 20) ||
-        hp->n_ff > (1u << 22) || hp->n_expert > 4096)
-        return mf_fail(e, "%s: llama: implausible hyperparameters (layers %u, heads %u, head_dim %u, embd %u, ff %u, "
-                       "experts %u)", path, hp->n_layer, hp->n_head, hp->head_dim, hp->n_embd, hp->n_ff, hp->n_expert);
     return 0;
 }
 

@@ -42,6 +42,7 @@
  */
 #include "models/arch.h"
 #include "models/blocks.h"
+#include "models/decoder.h"
 #include "models/deltanet.h"
 #include "quant/quant.h"
 
@@ -141,22 +142,16 @@ static int opt_f32(const gguf_file *f, const char *name, float def, float *out, 
 static int q35_hparams_load(const gguf_file *f, q35_hparams *hp, mf_error *e)
 {
     const char *path = f->parts[0].path;
-    uint32_t n_block, n_nextn, conv, state, groups, dt_rank, inner, vlen;
-    if (key_u32(f, "block_count", &n_block, e) || key_u32(f, "embedding_length", &hp->n_embd, e) ||
-        key_u32(f, "attention.head_count", &hp->n_head, e) || key_u32(f, "expert_count", &hp->n_expert, e) ||
-        key_u32(f, "expert_used_count", &hp->n_used, e) ||
-        key_u32(f, "expert_feed_forward_length", &hp->n_ff_exp, e) ||
-        key_u32(f, "ssm.conv_kernel", &conv, e) || key_u32(f, "ssm.state_size", &state, e) ||
+    uint32_t conv, state, groups, dt_rank, inner;
+    dec_dims d;
+    if (dec_dims_load(f, ARCH, DEC_NEXTN, &d, e)) return -1;
+    DEC_DIMS_COPY(hp, d);
+    hp->n_ff_exp = d.n_ff;
+    if (key_u32(f, "ssm.conv_kernel", &conv, e) || key_u32(f, "ssm.state_size", &state, e) ||
         key_u32(f, "ssm.group_count", &groups, e) || key_u32(f, "ssm.time_step_rank", &dt_rank, e) ||
         key_u32(f, "ssm.inner_size", &inner, e))
         return -1;
-    if (opt_u32(f, "nextn_predict_layers", 0, &n_nextn, e) ||
-        opt_u32(f, "context_length", 4096, &hp->n_ctx_train, e) ||
-        opt_u32(f, "attention.head_count_kv", hp->n_head, &hp->n_head_kv, e) ||
-        opt_u32(f, "attention.key_length", hp->n_head ? hp->n_embd / hp->n_head : 0, &hp->head_dim, e) ||
-        opt_u32(f, "attention.value_length", hp->head_dim, &vlen, e) ||
-        opt_u32(f, "rope.dimension_count", hp->head_dim, &hp->n_rot, e) ||
-        opt_u32(f, "expert_shared_feed_forward_length", 0, &hp->n_ff_shexp, e) ||
+    if (opt_u32(f, "expert_shared_feed_forward_length", 0, &hp->n_ff_shexp, e) ||
         opt_f32(f, "attention.layer_norm_rms_epsilon", 1e-6f, &hp->eps, e) ||
         opt_f32(f, "rope.freq_base", 10000.0f, &hp->freq_base, e) ||
         opt_f32(f, "attention.scale", 0.0f, &hp->attn_scale, e))
@@ -169,26 +164,6 @@ static int q35_hparams_load(const gguf_file *f, q35_hparams *hp, mf_error *e)
         if (strcmp(type, "none") && strcmp(type, ""))
             return mf_fail(e, "%s: %s: rope scaling \"%s\" is not supported for " ARCH, path, k, type);
     }
-    if (n_nextn >= n_block)
-        return mf_fail(e, "%s: " ARCH ".nextn_predict_layers %u: expected fewer than block_count %u", path, n_nextn,
-                       n_block);
-    hp->n_layer = n_block - n_nextn; /* the MTP blocks come after the trunk and are not run */
-    if (hp->n_layer > 4096 || hp->n_head == 0 || hp->n_head > 4096 || hp->head_dim == 0 || hp->head_dim > 4096 ||
-        hp->n_embd == 0 || hp->n_embd > (1u << 20))
-        return mf_fail(e, "%s: " ARCH ": implausible hyperparameters (layers %u, heads %u, head_dim %u, embd %u)", path,
-                       hp->n_layer, hp->n_head, hp->head_dim, hp->n_embd);
-    if (vlen != hp->head_dim)
-        return mf_fail(e, "%s: " ARCH ": value_length %u differs from key_length %u (not supported)", path, vlen,
-                       hp->head_dim);
-    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
-        return mf_fail(e, "%s: " ARCH ": head_count %u is not a multiple of head_count_kv %u", path, hp->n_head,
-                       hp->n_head_kv);
-    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
-        return mf_fail(e, "%s: " ARCH ": rope.dimension_count %u: expected an even number <= %u", path, hp->n_rot,
-                       hp->head_dim);
-    if (hp->n_expert == 0 || hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64)
-        return mf_fail(e, "%s: " ARCH ": expert_used_count %u of expert_count %u: expected 1..min(count, 64)", path,
-                       hp->n_used, hp->n_expert);
     if (dt_rank == 0 || inner % dt_rank)
         return mf_fail(e, "%s: " ARCH ": ssm.inner_size %u is not a multiple of ssm.time_step_rank %u", path, inner,
                        dt_rank);

@@ -15,6 +15,7 @@
  */
 #include "models/arch.h"
 #include "models/blocks.h"
+#include "models/decoder.h"
 #include "models/kvcache.h"
 #include "quant/quant.h"
 
@@ -73,40 +74,13 @@ static int q3_hparams_load(const gguf_file *f, q3_hparams *hp, mf_error *e)
 {
     char k[128];
     const char *a = "qwen3moe";
-#define REQ(name, dst) if (gguf_get_u32(f, gguf_arch_key(k, sizeof k, a, name), dst, e)) return -1
-    REQ("block_count", &hp->n_layer);
-    REQ("embedding_length", &hp->n_embd);
-    REQ("attention.head_count", &hp->n_head);
-    REQ("expert_count", &hp->n_expert);
-    REQ("expert_used_count", &hp->n_used);
-    REQ("expert_feed_forward_length", &hp->n_ff_exp);
-#undef REQ
-    if (gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "context_length"), 4096, &hp->n_ctx_train, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.head_count_kv"), hp->n_head, &hp->n_head_kv, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.key_length"), hp->n_head ? hp->n_embd / hp->n_head : 0,
-                     &hp->head_dim, e) ||
+    dec_dims d;
+    if (dec_dims_load(f, a, 0, &d, e) ||
         gguf_opt_f32(f, gguf_arch_key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), 1e-6f, &hp->eps, e) ||
         gguf_opt_f32(f, gguf_arch_key(k, sizeof k, a, "rope.freq_base"), 10000.0f, &hp->freq_base, e))
         return -1;
-    uint32_t vlen;
-    if (gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.value_length"), hp->head_dim, &vlen, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "rope.dimension_count"), hp->head_dim, &hp->n_rot, e))
-        return -1;
-    const char *path = f->parts[0].path;
-    if (hp->n_layer == 0 || hp->n_embd == 0 || hp->n_head == 0 || hp->head_dim == 0)
-        return mf_fail(e, "%s: qwen3moe: block_count, embedding_length, head_count and key_length must be > 0", path);
-    if (vlen != hp->head_dim)
-        return mf_fail(e, "%s: qwen3moe: value_length %u differs from key_length %u (not supported)", path, vlen, hp->head_dim);
-    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
-        return mf_fail(e, "%s: qwen3moe: head_count %u is not a multiple of head_count_kv %u", path, hp->n_head, hp->n_head_kv);
-    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
-        return mf_fail(e, "%s: qwen3moe: rope.dimension_count %u: expected an even number <= %u", path, hp->n_rot, hp->head_dim);
-    if (hp->n_expert == 0 || hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64)
-        return mf_fail(e, "%s: qwen3moe: expert_used_count %u of expert_count %u: expected 1..min(count, 64)", path,
-                       hp->n_used, hp->n_expert);
-    if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->head_dim > 4096 || hp->n_embd > (1u << 20))
-        return mf_fail(e, "%s: qwen3moe: implausible hyperparameters (layers %u, heads %u, head_dim %u, embd %u)", path,
-                       hp->n_layer, hp->n_head, hp->head_dim, hp->n_embd);
+    DEC_DIMS_COPY(hp, d);
+    hp->n_ff_exp = d.n_ff;
     return 0;
 }
 
