@@ -21,6 +21,7 @@
  */
 #include "models/arch.h"
 #include "models/blocks.h"
+#include "models/decoder.h"
 #include "models/layer_batch.h"
 #include "models/mla.h"
 
@@ -175,11 +176,10 @@ static int ds2_hparams_load(const gguf_file *f, ds2_hparams *hp, mla_hparams *ah
     if (hp->n_dense > hp->n_layer || (hp->n_dense > 0 && hp->n_ff == 0) || hp->n_ff > (1u << 24))
         return mf_fail(e, "%s: deepseek2: leading_dense_block_count %u of %u layers with feed_forward_length %u", path,
                        hp->n_dense, hp->n_layer, hp->n_ff);
-    if (hp->n_expert == 0 || hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64 || hp->n_ff_exp == 0 ||
-        hp->n_ff_exp > (1u << 20) || hp->n_shared > 64)
-        return mf_fail(e, "%s: deepseek2: expert_used_count %u of expert_count %u (expected 1..min(count, 64)), "
-                          "expert_feed_forward_length %u, expert_shared_count %u",
-                       path, hp->n_used, hp->n_expert, hp->n_ff_exp, hp->n_shared);
+    if (dec_check_experts(path, ARCH, hp->n_expert, hp->n_used, 0, e)) return -1;
+    if (hp->n_ff_exp == 0 || hp->n_ff_exp > (1u << 20) || hp->n_shared > 64)
+        return mf_fail(e, "%s: deepseek2: expert_feed_forward_length %u, expert_shared_count %u: expected 1..%u and "
+                          "0..64", path, hp->n_ff_exp, hp->n_shared, 1u << 20);
     if (hp->gating != 1 && hp->gating != 2)
         return mf_fail(e, "%s: key %s.expert_gating_func: expected 1 (softmax) or 2 (sigmoid), found %u", path, ARCH, hp->gating);
     if (hp->n_group > 1) {
@@ -307,13 +307,7 @@ static void *ds2_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 
     binder b = { f, e, 0 };
     const uint64_t E = hp->n_embd;
-    if (bind_weight(&b, &m->tok_embd, 1, 2, (uint64_t[]){ E, 0 }, "token_embd.weight")) goto fail;
-    hp->n_vocab = (uint32_t)m->tok_embd.ne[1];
-    if (bind_weight(&b, &m->output_norm, 1, 1, (uint64_t[]){ E }, "output_norm.weight") ||
-        bind_check_f32(&b, &m->output_norm) ||
-        bind_weight(&b, &m->output, 0, 2, (uint64_t[]){ E, hp->n_vocab }, "output.weight"))
-        goto fail;
-    if (!m->output.name) m->output = m->tok_embd; /* tied embeddings */
+    if (dec_bind_ends(&b, E, &m->tok_embd, &m->output_norm, &m->output, &hp->n_vocab)) goto fail;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         ds2_layer *L = &m->layers[l];
         if (bind_weight(&b, &L->attn_norm, 1, 1, (uint64_t[]){ E }, "blk.%u.attn_norm.weight", l) ||
@@ -433,9 +427,7 @@ static int ds2_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
         if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, s->fg, s->fu, s->sh, s->tmp, e)) return -1;
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
     }
-    if (!logits) return 0;
-    op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
-    op_matvec(m->pool, &m->output, s->h, logits);
+    if (logits) dec_logits(m->pool, &m->output_norm, &m->output, hp->eps, s->x, s->h, logits);
     return 0;
 }
 

@@ -3,6 +3,7 @@
  * layer_batch.h). Nothing here knows an architecture's attention: each
  * passes its own. */
 #include "models/layer_batch.h"
+#include "models/decoder.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -192,20 +193,6 @@ void lb_free(lb_scratch *b)
     memset(b, 0, sizeof *b);
 }
 
-/* The final norm and the output head of the rows asked for: all of them
- * into all (row c + t), the last of the prompt into last. */
-static void chunk_logits(const lb_model *lm, lb_scratch *b, int c, int T, int n, float *all, float *last)
-{
-    const size_t E = lm->n_embd, V = lm->n_vocab;
-    for (int t = 0; t < T; t++) {
-        float *out = all ? all + (size_t)(c + t) * V : (c + t + 1 == n ? last : NULL);
-        if (!out) continue;
-        op_rmsnorm(b->H, b->X + (size_t)t * E, lm->output_norm->data, E, lm->eps);
-        op_matvec(lm->pool, lm->output, b->H, out);
-        if (all && last && c + t + 1 == n) memcpy(last, out, V * sizeof(float));
-    }
-}
-
 int lb_run(const lb_model *lm, lb_scratch *b, lb_attn_fn attn, void *model, void *state, const int32_t *tokens, int n,
            uint32_t pos0, float *all, float *last, mf_error *e)
 {
@@ -229,7 +216,7 @@ int lb_run(const lb_model *lm, lb_scratch *b, lb_attn_fn attn, void *model, void
             if (ffn_block_batch(lm, l, T, b, e)) return -1;
             add_vec(b->X, b->Y, (size_t)T * E);
         }
-        chunk_logits(lm, b, c, T, n, all, last);
+        dec_logits_rows(lm->pool, lm->output_norm, lm->output, lm->eps, b->X, b->H, c, T, n, all, last);
     }
     return 0;
 }

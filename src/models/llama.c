@@ -222,19 +222,7 @@ static void *llama_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 
     binder b = { f, e, 0 };
     const uint64_t E = hp->n_embd;
-    if (bind_weight(&b, &m->tok_embd, 1, 2, (uint64_t[]){ E, 0 }, "token_embd.weight")) goto fail;
-    if (m->tok_embd.ne[1] == 0 || m->tok_embd.ne[1] > (1u << 24)) {
-        mf_fail(e, "%s: tensor token_embd.weight: implausible vocabulary of %llu rows", f->parts[0].path,
-                (unsigned long long)m->tok_embd.ne[1]);
-        goto fail;
-    }
-    hp->n_vocab = (uint32_t)m->tok_embd.ne[1];
-    const uint64_t V = hp->n_vocab;
-    if (bind_weight(&b, &m->output_norm, 1, 1, (uint64_t[]){ E }, "output_norm.weight") ||
-        bind_check_f32(&b, &m->output_norm) ||
-        bind_weight(&b, &m->output, 0, 2, (uint64_t[]){ E, V }, "output.weight"))
-        goto fail;
-    if (!m->output.name) m->output = m->tok_embd; /* tied embeddings */
+    if (dec_bind_ends(&b, E, &m->tok_embd, &m->output_norm, &m->output, &hp->n_vocab)) goto fail;
     /* LLaMA 3.1's per-frequency RoPE factors: not in the shared RoPE yet. */
     if (gguf_find_tensor(f, "rope_freqs.weight")) {
         mf_fail(e, "%s: tensor rope_freqs.weight: RoPE frequency factors (LLaMA 3.1 rope scaling) are not supported yet",
@@ -348,9 +336,7 @@ static int llama_forward(void *mp, void *sp, int32_t token, uint32_t pos, float 
         if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, s->ff_gate, s->ff_up, NULL, s->tmp, e)) return -1;
         for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
     }
-    if (!logits) return 0;
-    op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
-    op_matvec(m->pool, &m->output, s->h, logits);
+    if (logits) dec_logits(m->pool, &m->output_norm, &m->output, hp->eps, s->x, s->h, logits);
     return 0;
 }
 

@@ -265,13 +265,7 @@ static void *q35_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 
     binder b = { f, e, 0 };
     const uint64_t E = hp->n_embd;
-    if (bind_weight(&b, &m->tok_embd, 1, 2, (uint64_t[]){ E, 0 }, "token_embd.weight")) goto fail;
-    hp->n_vocab = (uint32_t)m->tok_embd.ne[1];
-    if (bind_weight(&b, &m->output_norm, 1, 1, (uint64_t[]){ E }, "output_norm.weight") ||
-        bind_check_f32(&b, &m->output_norm) ||
-        bind_weight(&b, &m->output, 0, 2, (uint64_t[]){ E, hp->n_vocab }, "output.weight"))
-        goto fail;
-    if (!m->output.name) m->output = m->tok_embd; /* tied embeddings */
+    if (dec_bind_ends(&b, E, &m->tok_embd, &m->output_norm, &m->output, &hp->n_vocab)) goto fail;
     for (uint32_t l = 0; l < hp->n_layer; l++)
         if (q35_bind_layer(&b, m, l)) goto fail;
     hp->n_ff_shexp = hp->n_layer ? (uint32_t)m->layers[0].sh_gate.ne[1] : 0;
@@ -500,9 +494,7 @@ static int q35_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     }
     s->broken = 0;
     s->n_pos = pos + 1;
-    if (!logits) return 0;
-    op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
-    op_matvec(m->pool, &m->output, s->h, logits);
+    if (logits) dec_logits(m->pool, &m->output_norm, &m->output, hp->eps, s->x, s->h, logits);
     return 0;
 }
 
@@ -646,7 +638,6 @@ static int q35_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, u
     q35_model *m = mp;
     q35_state *s = sp;
     const q35_hparams *hp = &m->hp;
-    const size_t E = hp->n_embd, V = hp->n_vocab;
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->n_vocab)
             return mf_fail(e, "token id %d out of range (vocab %u)", tokens[i], hp->n_vocab);
@@ -662,13 +653,7 @@ static int q35_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, u
         if (q35_chunk(m, s, tokens + c, T, pos0 + (uint32_t)c, e)) return -1; /* sets s->broken until done */
         s->broken = 0;
         s->n_pos += (uint32_t)T;
-        for (int t = 0; t < T; t++) {
-            float *out = all ? all + (size_t)(c + t) * V : (c + t + 1 == n ? last : NULL);
-            if (!out) continue;
-            op_rmsnorm(s->h, s->bx + (size_t)t * E, m->output_norm.data, E, hp->eps);
-            op_matvec(m->pool, &m->output, s->h, out);
-            if (all && last && c + t + 1 == n) memcpy(last, out, V * sizeof(float));
-        }
+        dec_logits_rows(m->pool, &m->output_norm, &m->output, hp->eps, s->bx, s->h, c, T, n, all, last);
     }
     return 0;
 }
