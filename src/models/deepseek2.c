@@ -408,27 +408,22 @@ static int ds2_state_truncate(void *sp, uint32_t n_past, mf_error *e)
     return 0;
 }
 
+/* The attention of layer l for the token at pos (lb_forward): MLA. */
+static void ds2_attn(void *mp, void *sp, uint32_t l, uint32_t pos, const float *h, float *out)
+{
+    ds2_model *m = mp;
+    ds2_state *s = sp;
+    const size_t R = mla_kv_row(&m->ahp);
+    mla_forward(m->pool, &m->ahp, &m->layers[l].attn, s->kv + (size_t)l * s->n_alloc * R, pos, h, &s->as, out);
+}
+
 static int ds2_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     ds2_model *m = mp;
     ds2_state *s = sp;
-    const ds2_hparams *hp = &m->hp;
-    const size_t E = hp->n_embd, R = mla_kv_row(&m->ahp);
-    if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (ds2_state_reserve(s, pos + 1, e)) return -1;
-    if (op_get_row(&m->tok_embd, (uint64_t)token, s->x, e)) return -1;
-    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch: see lb_ffn_block */
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const ds2_layer *L = &m->layers[l];
-        op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
-        mla_forward(m->pool, &m->ahp, &L->attn, s->kv + (size_t)l * s->n_alloc * R, pos, s->h, &s->as, s->tmp);
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-        op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
-        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, s->fg, s->fu, s->sh, s->tmp, e)) return -1;
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-    }
-    if (logits) dec_logits(m->pool, &m->output_norm, &m->output, hp->eps, s->x, s->h, logits);
-    return 0;
+    const lb_token t = { s->x, s->h, s->tmp, s->fg, s->fu, s->sh, &s->ms };
+    return lb_forward(&m->lb, &t, ds2_attn, m, s, token, pos, logits, e);
 }
 
 /* MLA of layer l over the T tokens of a chunk (lb_run). */

@@ -292,30 +292,24 @@ static int glm_state_truncate(void *sp, uint32_t n_past, mf_error *e)
     return 0;
 }
 
+/* The attention of layer l for the token at pos (lb_forward). */
+static void glm_attn(void *mp, void *sp, uint32_t l, uint32_t pos, const float *h, float *out)
+{
+    glm_model *m = mp;
+    glm_state *s = sp;
+    const attn_opts o = { &m->rope, NULL, 0 };
+    const kv_layer c = kv_cache_layer(&s->kv, l);
+    kv_ring kv = { c.k, c.v, s->kv.n_alloc };
+    attn_forward_window(m->pool, &m->ahp, &o, &m->layers[l].attn, kv, pos, h, &s->as, out);
+}
+
 static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     glm_model *m = mp;
     glm_state *s = sp;
-    const glm_hparams *hp = &m->hp;
-    const size_t E = hp->n_embd;
-    if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (glm_state_reserve(s, pos + 1, e)) return -1;
-    if (op_get_row(&m->tok_embd, (uint64_t)token, s->x, e)) return -1;
-    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch: see lb_ffn_block */
-    const attn_opts o = { &m->rope, NULL, 0 };
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const glm_layer *L = &m->layers[l];
-        op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
-        const kv_layer c = kv_cache_layer(&s->kv, l);
-        kv_ring kv = { c.k, c.v, s->kv.n_alloc };
-        attn_forward_window(m->pool, &m->ahp, &o, &L->attn, kv, pos, s->h, &s->as, s->tmp);
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-        op_rmsnorm(s->h, s->x, L->post_norm.data, E, hp->eps);
-        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, s->fg, s->fu, s->tmp2, s->tmp, e)) return -1;
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-    }
-    if (logits) dec_logits(m->pool, &m->output_norm, &m->output, hp->eps, s->x, s->h, logits);
-    return 0;
+    const lb_token t = { s->x, s->h, s->tmp, s->fg, s->fu, s->tmp2, &s->ms };
+    return lb_forward(&m->lb, &t, glm_attn, m, s, token, pos, logits, e);
 }
 
 /* The attention of layer l over the T tokens of a chunk (lb_run). */

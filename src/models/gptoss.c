@@ -350,29 +350,26 @@ static kv_ring go_kv(const go_state *s, uint32_t l)
     return (kv_ring){ s->k[l], s->v[l], s->m->layers[l].sliding ? s->n_ring : s->n_alloc };
 }
 
+/* The attention of layer l for the token at pos (lb_forward): YaRN RoPE, sinks, and the window on sliding layers. */
+static void go_attn(void *mp, void *sp, uint32_t l, uint32_t pos, const float *h, float *out)
+{
+    go_model *m = mp;
+    go_state *s = sp;
+    const attn_opts o = go_attn_opts(m, &m->layers[l]);
+    attn_forward_window(m->pool, &m->ahp, &o, &m->layers[l].attn, go_kv(s, l), pos, h, &s->as, out);
+}
+
 static int go_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     go_model *m = mp;
     go_state *s = sp;
-    const go_hparams *hp = &m->hp;
-    const size_t E = hp->n_embd;
-    if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (go_state_reserve(s, pos + 1, e)) return -1;
+    /* a token out of range is refused before the rings forget anything */
+    if (token < 0 || (uint32_t)token >= m->hp.n_vocab)
+        return mf_fail(e, "token id %d out of range (vocab %u)", token, m->hp.n_vocab);
     go_ring_advance(s, pos);
-    if (op_get_row(&m->tok_embd, (uint64_t)token, s->x, e)) return -1;
-    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch: see lb_ffn_block */
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const go_layer *L = &m->layers[l];
-        op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
-        const attn_opts o = go_attn_opts(m, L);
-        attn_forward_window(m->pool, &m->ahp, &o, &L->attn, go_kv(s, l), pos, s->h, &s->as, s->tmp);
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-        op_rmsnorm(s->h, s->x, L->post_norm.data, E, hp->eps);
-        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, NULL, NULL, NULL, s->tmp, e)) return -1;
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-    }
-    if (logits) dec_logits(m->pool, &m->output_norm, &m->output, hp->eps, s->x, s->h, logits);
-    return 0;
+    const lb_token t = { s->x, s->h, s->tmp, NULL, NULL, NULL, &s->ms };
+    return lb_forward(&m->lb, &t, go_attn, m, s, token, pos, logits, e);
 }
 
 /* The attention of layer l over the T tokens of a chunk (lb_run). A chunk
