@@ -22,6 +22,7 @@
 #include "models/arch.h"
 #include "models/blocks.h"
 #include "models/decoder.h"
+#include "models/kvcache.h"
 #include "models/layer_batch.h"
 #include "models/mla.h"
 
@@ -340,8 +341,7 @@ static void ds2_state_free(void *sp)
     free(s->kv);
     free(s->buf);
     free(s->as.att);
-    free(s->ms.ids);
-    free(s->ms.pf_ids);
+    moe_scratch_ids_free(&s->ms);
     lb_free(&s->lb);
     free(s);
 }
@@ -350,11 +350,9 @@ static int ds2_state_reserve(void *sp, uint32_t n, mf_error *e)
 {
     ds2_state *s = sp;
     const ds2_model *m = s->m;
-    if (n > s->n_ctx) return mf_fail(e, "context full: %u positions requested, --ctx is %u", n, s->n_ctx);
-    if (n <= s->n_alloc) return 0;
-    uint32_t want = s->n_alloc ? s->n_alloc : 256;
-    while (want < n) want *= 2;
-    if (want > s->n_ctx) want = s->n_ctx;
+    uint32_t want = 0;
+    if (kv_grow_rows(s->n_alloc, s->n_ctx, n, &want, e)) return -1;
+    if (want == s->n_alloc) return 0;
     const size_t R = mla_kv_row(&m->ahp), NL = m->hp.n_layer;
     float *kv = calloc(NL * want * R, sizeof(float));
     float *att = calloc((size_t)m->ahp.n_head * want, sizeof(float));
@@ -385,9 +383,7 @@ static void *ds2_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     if (hp->n_dense && hp->n_ff > FF) FF = hp->n_ff;
     const size_t nf = 4 * E + 2 * FF + mla_scratch_floats(&m->ahp) + moe_scratch_floats((int)N, (int)K, (int)F, (int)E, 1);
     s->buf = calloc(nf, sizeof(float));
-    s->ms.ids = calloc(K, sizeof(int32_t));
-    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
-    if (!s->buf || !s->ms.ids || !s->ms.pf_ids) { ds2_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    if (!s->buf || moe_scratch_ids_alloc(&s->ms, (int)K)) { ds2_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->buf;
     s->x = p, p += E;
     s->h = p, p += E;
@@ -400,12 +396,6 @@ static void *ds2_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     moe_scratch_lay(&s->ms, p, (int)N, (int)K, (int)F, (int)E, 1);
     if (ds2_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { ds2_state_free(s); return NULL; }
     return s;
-}
-
-static int ds2_state_truncate(void *sp, uint32_t n_past, mf_error *e)
-{
-    (void)sp, (void)n_past, (void)e; /* latent rows past n_past are overwritten before they are read */
-    return 0;
 }
 
 /* The attention of layer l for the token at pos (lb_forward): MLA. */
@@ -451,7 +441,7 @@ const arch_ops arch_deepseek2 = {
     .free = ds2_free,
     .state_new = ds2_state_new,
     .state_free = ds2_state_free,
-    .state_truncate = ds2_state_truncate,
+    .state_truncate = kv_truncate_free,
     .state_reserve = ds2_state_reserve,
     .forward = ds2_forward,
     .forward_batch = ds2_forward_batch,

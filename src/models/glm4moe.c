@@ -241,8 +241,7 @@ static void glm_state_free(void *sp)
     if (!s) return;
     kv_cache_free(&s->kv);
     free(s->x);
-    free(s->ms.ids);
-    free(s->ms.pf_ids);
+    moe_scratch_ids_free(&s->ms);
     lb_free(&s->lb);
     free(s);
 }
@@ -262,14 +261,12 @@ static void *glm_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     glm_state *s = calloc(1, sizeof *s);
     if (!s) { mf_fail(e, "out of memory"); return NULL; }
     s->m = m;
-    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t E = hp->n_embd, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff_exp, N = hp->n_expert, FF = m->n_ff_max;
-    size_t nf = 4 * E + 2 * FF + Q + 2 * KV + Q + moe_scratch_floats((int)N, (int)K, (int)F, (int)E, 1);
+    size_t nf = 4 * E + 2 * FF + attn_scratch_floats(&m->ahp) + moe_scratch_floats((int)N, (int)K, (int)F, (int)E, 1);
     s->kv = (kv_cache){ .n_layer = hp->n_layer, .n_head = hp->n_head, .n_ctx = n_ctx, .row = KV };
     s->x = calloc(nf, sizeof(float));
-    s->ms.ids = calloc(K, sizeof(int32_t));
-    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
-    if (!s->x || !s->ms.ids || !s->ms.pf_ids) { glm_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    if (!s->x || moe_scratch_ids_alloc(&s->ms, (int)K)) { glm_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->x;
     s->x = p, p += E;
     s->h = p, p += E;
@@ -277,19 +274,10 @@ static void *glm_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->tmp2 = p, p += E;
     s->fg = p, p += FF;
     s->fu = p, p += FF;
-    s->as.q = p, p += Q;
-    s->as.k = p, p += KV;
-    s->as.v = p, p += KV;
-    s->as.out = p, p += Q;
+    p = attn_scratch_lay(&s->as, &m->ahp, p);
     moe_scratch_lay(&s->ms, p, (int)N, (int)K, (int)F, (int)E, 1);
     if (glm_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { glm_state_free(s); return NULL; }
     return s;
-}
-
-static int glm_state_truncate(void *sp, uint32_t n_past, mf_error *e)
-{
-    (void)sp, (void)n_past, (void)e; /* KV rows past n_past are overwritten before they are read */
-    return 0;
 }
 
 /* The attention of layer l for the token at pos (lb_forward). */
@@ -340,7 +328,7 @@ const arch_ops arch_glm4moe = {
     .free = glm_free,
     .state_new = glm_state_new,
     .state_free = glm_state_free,
-    .state_truncate = glm_state_truncate,
+    .state_truncate = kv_truncate_free,
     .state_reserve = glm_state_reserve,
     .forward = glm_forward,
     .forward_batch = glm_forward_batch,

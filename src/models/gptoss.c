@@ -25,6 +25,7 @@
 #include "models/attn_window.h"
 #include "models/blocks.h"
 #include "models/decoder.h"
+#include "models/kvcache.h"
 #include "models/layer_batch.h"
 #include "quant/quant.h"
 
@@ -238,8 +239,7 @@ static void go_state_free(void *sp)
     free(s->v);
     free(s->x);
     free(s->as.att);
-    free(s->ms.ids);
-    free(s->ms.pf_ids);
+    moe_scratch_ids_free(&s->ms);
     lb_free(&s->lb);
     free(s);
 }
@@ -250,11 +250,9 @@ static int go_state_reserve(void *sp, uint32_t n, mf_error *e)
     go_state *s = sp;
     const go_model *m = s->m;
     const go_hparams *hp = &m->hp;
-    if (n > s->n_ctx) return mf_fail(e, "context full: %u positions requested, --ctx is %u", n, s->n_ctx);
-    if (n <= s->n_alloc) return 0;
-    uint32_t want = s->n_alloc ? s->n_alloc : 256;
-    while (want < n) want *= 2;
-    if (want > s->n_ctx) want = s->n_ctx;
+    uint32_t want = 0;
+    if (kv_grow_rows(s->n_alloc, s->n_ctx, n, &want, e)) return -1;
+    if (want == s->n_alloc) return 0;
     const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t att_rows = want > s->n_ring ? want : s->n_ring;
     float *att = realloc(s->as.att, (size_t)hp->n_head * att_rows * sizeof(float));
@@ -282,15 +280,12 @@ static void *go_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->m = m;
     s->n_ctx = n_ctx;
     s->n_ring = hp->n_swa < n_ctx ? hp->n_swa : n_ctx;
-    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
-    const size_t K = hp->n_used, F = hp->n_ff_exp;
-    size_t nf = 3 * E + Q + 2 * KV + Q + moe_scratch_floats(hp->n_expert, (int)K, (int)F, (int)E, 0);
+    const size_t E = hp->n_embd, KV = (size_t)hp->n_head_kv * hp->head_dim, K = hp->n_used, F = hp->n_ff_exp;
+    size_t nf = 3 * E + attn_scratch_floats(&m->ahp) + moe_scratch_floats(hp->n_expert, (int)K, (int)F, (int)E, 0);
     s->k = calloc(hp->n_layer, sizeof *s->k);
     s->v = calloc(hp->n_layer, sizeof *s->v);
     s->x = calloc(nf, sizeof(float));
-    s->ms.ids = calloc(K, sizeof(int32_t));
-    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
-    if (!s->k || !s->v || !s->x || !s->ms.ids || !s->ms.pf_ids) goto oom;
+    if (!s->k || !s->v || !s->x || moe_scratch_ids_alloc(&s->ms, (int)K)) goto oom;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         if (!m->layers[l].sliding) continue;
         s->k[l] = calloc((size_t)s->n_ring * KV, sizeof(float));
@@ -301,10 +296,7 @@ static void *go_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->x = p, p += E;
     s->h = p, p += E;
     s->tmp = p, p += E;
-    s->as.q = p, p += Q;
-    s->as.k = p, p += KV;
-    s->as.v = p, p += KV;
-    s->as.out = p, p += Q;
+    p = attn_scratch_lay(&s->as, &m->ahp, p);
     moe_scratch_lay(&s->ms, p, hp->n_expert, (int)K, (int)F, (int)E, 0);
     if (go_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { go_state_free(s); return NULL; }
     return s;

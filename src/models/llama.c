@@ -263,8 +263,7 @@ static void llama_state_free(void *sp)
     if (!s) return;
     kv_cache_free(&s->kv);
     free(s->x);
-    free(s->ms.ids);
-    free(s->ms.pf_ids);
+    moe_scratch_ids_free(&s->ms);
     lb_free(&s->lb);
     free(s);
 }
@@ -287,33 +286,21 @@ static void *llama_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->n_ctx = n_ctx;
     s->kv = (kv_cache){ .n_layer = hp->n_layer, .n_head = hp->n_head, .n_ctx = n_ctx,
                         .row = (size_t)hp->n_head_kv * hp->head_dim };
-    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
-    const size_t K = hp->n_used, F = hp->n_ff, N = hp->n_expert;
+    const size_t E = hp->n_embd, K = hp->n_used, F = hp->n_ff, N = hp->n_expert;
     /* x h tmp | q k v out | dense gate up | router logits, K gates, K ups, down, guess input, K weights */
-    size_t nf = 3 * E + Q + 2 * KV + Q + 2 * F + moe_scratch_floats((int)N, (int)K, (int)F, (int)E, 0);
+    size_t nf = 3 * E + attn_scratch_floats(&m->ahp) + 2 * F + moe_scratch_floats((int)N, (int)K, (int)F, (int)E, 0);
     s->x = calloc(nf, sizeof(float));
-    s->ms.ids = calloc(K ? K : 1, sizeof(int32_t));
-    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K) + 1, sizeof(int32_t));
-    if (!s->x || !s->ms.ids || !s->ms.pf_ids) { llama_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    if (!s->x || moe_scratch_ids_alloc(&s->ms, (int)K)) { llama_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->x;
     s->x = p, p += E;
     s->h = p, p += E;
     s->tmp = p, p += E;
-    s->as.q = p, p += Q;
-    s->as.k = p, p += KV;
-    s->as.v = p, p += KV;
-    s->as.out = p, p += Q;
+    p = attn_scratch_lay(&s->as, &m->ahp, p);
     s->ff_gate = p, p += F;
     s->ff_up = p, p += F;
     moe_scratch_lay(&s->ms, p, (int)N, (int)K, (int)F, (int)E, 0);
     if (llama_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { llama_state_free(s); return NULL; }
     return s;
-}
-
-static int llama_state_truncate(void *sp, uint32_t n_past, mf_error *e)
-{
-    (void)sp, (void)n_past, (void)e; /* KV rows past n_past are overwritten before they are read */
-    return 0;
 }
 
 /* The attention of layer l for the token at pos (lb_forward). */
@@ -359,7 +346,7 @@ const arch_ops arch_llama = {
     .free = llama_free,
     .state_new = llama_state_new,
     .state_free = llama_state_free,
-    .state_truncate = llama_state_truncate,
+    .state_truncate = kv_truncate_free,
     .state_reserve = llama_state_reserve,
     .forward = llama_forward,
     .forward_batch = llama_forward_batch,

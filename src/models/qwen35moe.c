@@ -44,6 +44,7 @@
 #include "models/blocks.h"
 #include "models/decoder.h"
 #include "models/deltanet.h"
+#include "models/kvcache.h"
 #include "quant/quant.h"
 
 #include <inttypes.h>
@@ -295,8 +296,7 @@ static void q35_state_free(void *sp)
     free(s->rec);
     free(s->dn);
     free(s->buf);
-    free(s->ms.ids);
-    free(s->ms.pf_ids);
+    moe_scratch_ids_free(&s->ms);
     free(s->bbuf);
     free(s->bfloats);
     free(s->bints);
@@ -309,11 +309,9 @@ static int q35_state_reserve(void *sp, uint32_t n, mf_error *e)
     q35_state *s = sp;
     const q35_model *m = s->m;
     const q35_hparams *hp = &m->hp;
-    if (n > s->n_ctx) return mf_fail(e, "context full: %u positions requested, --ctx is %u", n, s->n_ctx);
-    if (n <= s->n_alloc) return 0;
-    uint32_t want = s->n_alloc ? s->n_alloc : 256;
-    while (want < n) want *= 2;
-    if (want > s->n_ctx) want = s->n_ctx;
+    uint32_t want = 0;
+    if (kv_grow_rows(s->n_alloc, s->n_ctx, n, &want, e)) return -1;
+    if (want == s->n_alloc) return 0;
     const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim, nf = m->n_full ? m->n_full : 1;
     /* The cache is laid out layer-major, so growing re-packs it. */
     float *k = calloc(nf * want * kv_dim, sizeof(float));
@@ -356,9 +354,7 @@ static void *q35_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->dn = calloc((size_t)m->n_lin + 1, sizeof *s->dn);
     size_t nf = 4 * E + 4 * Q + 2 * KV + 2 * FS + dnet_scratch_floats(&hp->dn) + moe_scratch_floats(hp->n_expert, (int)K, (int)F, (int)E, 0);
     s->buf = calloc(nf, sizeof(float));
-    s->ms.ids = calloc(K, sizeof(int32_t));
-    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
-    if (!s->rec || !s->dn || !s->buf || !s->ms.ids || !s->ms.pf_ids) { q35_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    if (!s->rec || !s->dn || !s->buf || moe_scratch_ids_alloc(&s->ms, (int)K)) { q35_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     for (uint32_t i = 0; i < m->n_lin; i++) {
         s->dn[i].conv = s->rec + i * (conv + S);
         s->dn[i].S = s->dn[i].conv + conv;

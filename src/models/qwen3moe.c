@@ -166,8 +166,7 @@ static void q3_state_free(void *sp)
     if (!s) return;
     kv_cache_free(&s->kv);
     free(s->x);
-    free(s->ms.ids);
-    free(s->ms.pf_ids);
+    moe_scratch_ids_free(&s->ms);
     lb_free(&s->lb);
     free(s);
 }
@@ -190,30 +189,18 @@ static void *q3_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->n_ctx = n_ctx;
     s->kv = (kv_cache){ .n_layer = hp->n_layer, .n_head = hp->n_head, .n_ctx = n_ctx,
                         .row = (size_t)hp->n_head_kv * hp->head_dim };
-    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
-    const size_t K = hp->n_used, F = hp->n_ff_exp;
-    size_t nf = 3 * E + Q + 2 * KV + Q + moe_scratch_floats(hp->n_expert, (int)K, (int)F, (int)E, 0);
+    const size_t E = hp->n_embd, K = hp->n_used, F = hp->n_ff_exp;
+    size_t nf = 3 * E + attn_scratch_floats(&m->ahp) + moe_scratch_floats(hp->n_expert, (int)K, (int)F, (int)E, 0);
     s->x = calloc(nf, sizeof(float));
-    s->ms.ids = calloc(K, sizeof(int32_t));
-    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
-    if (!s->x || !s->ms.ids || !s->ms.pf_ids) { q3_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    if (!s->x || moe_scratch_ids_alloc(&s->ms, (int)K)) { q3_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->x;
     s->x = p, p += E;
     s->h = p, p += E;
     s->tmp = p, p += E;
-    s->as.q = p, p += Q;
-    s->as.k = p, p += KV;
-    s->as.v = p, p += KV;
-    s->as.out = p, p += Q;
+    p = attn_scratch_lay(&s->as, &m->ahp, p);
     moe_scratch_lay(&s->ms, p, hp->n_expert, (int)K, (int)F, (int)E, 0);
     if (q3_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { q3_state_free(s); return NULL; }
     return s;
-}
-
-static int q3_state_truncate(void *sp, uint32_t n_past, mf_error *e)
-{
-    (void)sp, (void)n_past, (void)e; /* KV rows past n_past are overwritten before they are read */
-    return 0;
 }
 
 /* The attention of layer l for the token at pos (lb_forward). */
@@ -260,7 +247,7 @@ const arch_ops arch_qwen3moe = {
     .free = q3_free,
     .state_new = q3_state_new,
     .state_free = q3_state_free,
-    .state_truncate = q3_state_truncate,
+    .state_truncate = kv_truncate_free,
     .state_reserve = q3_state_reserve,
     .forward = q3_forward,
     .forward_batch = q3_forward_batch,
