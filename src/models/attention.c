@@ -14,6 +14,22 @@ static void add_bias(float *x, const mf_weight *b, size_t n)
     for (size_t i = 0; i < n; i++) x[i] += v[i];
 }
 
+size_t attn_scratch_floats(const attn_hparams *hp)
+{
+    const size_t Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
+    return 2 * Q + 2 * KV;
+}
+
+float *attn_scratch_lay(attn_scratch *s, const attn_hparams *hp, float *p)
+{
+    const size_t Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
+    s->q = p, p += Q;
+    s->k = p, p += KV;
+    s->v = p, p += KV;
+    s->out = p, p += Q;
+    return p;
+}
+
 /* Biases, q/k norms, RoPE at pos, and the token's k and v into the cache:
  * everything between the projections and the attention, for one token. */
 static void prepare_one(const attn_hparams *hp, const attn_weights *w, kv_layer kv, uint32_t pos, float *q, float *k,

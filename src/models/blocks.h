@@ -29,6 +29,11 @@ typedef struct attn_scratch {
     float *q, *k, *v, *att, *out;   /* att: n_head * n_ctx scores */
 } attn_scratch;
 
+/* Floats of q, k, v and out (att is the KV cache's: see kv_cache), and
+ * pointing them into p in that order; returns the float after them. */
+size_t attn_scratch_floats(const attn_hparams *hp);
+float *attn_scratch_lay(attn_scratch *s, const attn_hparams *hp, float *p);
+
 /* Self-attention of one token at pos over positions 0..pos; h is the
  * normed input, out (n_embd) receives W_o . attention. Writes the token's
  * k, v into the cache at pos. */
@@ -88,6 +93,10 @@ typedef struct moe_scratch {
     const store_expert *ex[64];  /* moe_route's experts, for moe_experts */
 } moe_scratch;
 
+/* ids and pf_ids for K = n_used (0 for a dense model: one entry each,
+ * never read), and freeing them. */
+int moe_scratch_ids_alloc(moe_scratch *s, int n_used);
+void moe_scratch_ids_free(moe_scratch *s);
 /* Floats of the buffers moe_scratch_lay lays out (with_sel: s->sel too). */
 size_t moe_scratch_floats(int n_expert, int n_used, int n_ff, int n_embd, int with_sel);
 /* Points logits, sel (or NULL), gate, up, down, pf_h and w into p, in that

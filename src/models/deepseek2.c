@@ -21,6 +21,8 @@
  */
 #include "models/arch.h"
 #include "models/blocks.h"
+#include "models/decoder.h"
+#include "models/kvcache.h"
 #include "models/layer_batch.h"
 #include "models/mla.h"
 
@@ -175,11 +177,10 @@ static int ds2_hparams_load(const gguf_file *f, ds2_hparams *hp, mla_hparams *ah
     if (hp->n_dense > hp->n_layer || (hp->n_dense > 0 && hp->n_ff == 0) || hp->n_ff > (1u << 24))
         return mf_fail(e, "%s: deepseek2: leading_dense_block_count %u of %u layers with feed_forward_length %u", path,
                        hp->n_dense, hp->n_layer, hp->n_ff);
-    if (hp->n_expert == 0 || hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64 || hp->n_ff_exp == 0 ||
-        hp->n_ff_exp > (1u << 20) || hp->n_shared > 64)
-        return mf_fail(e, "%s: deepseek2: expert_used_count %u of expert_count %u (expected 1..min(count, 64)), "
-                          "expert_feed_forward_length %u, expert_shared_count %u",
-                       path, hp->n_used, hp->n_expert, hp->n_ff_exp, hp->n_shared);
+    if (dec_check_experts(path, ARCH, hp->n_expert, hp->n_used, 0, e)) return -1;
+    if (hp->n_ff_exp == 0 || hp->n_ff_exp > (1u << 20) || hp->n_shared > 64)
+        return mf_fail(e, "%s: deepseek2: expert_feed_forward_length %u, expert_shared_count %u: expected 1..%u and "
+                          "0..64", path, hp->n_ff_exp, hp->n_shared, 1u << 20);
     if (hp->gating != 1 && hp->gating != 2)
         return mf_fail(e, "%s: key %s.expert_gating_func: expected 1 (softmax) or 2 (sigmoid), found %u", path, ARCH, hp->gating);
     if (hp->n_group > 1) {
@@ -307,13 +308,7 @@ static void *ds2_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 
     binder b = { f, e, 0 };
     const uint64_t E = hp->n_embd;
-    if (bind_weight(&b, &m->tok_embd, 1, 2, (uint64_t[]){ E, 0 }, "token_embd.weight")) goto fail;
-    hp->n_vocab = (uint32_t)m->tok_embd.ne[1];
-    if (bind_weight(&b, &m->output_norm, 1, 1, (uint64_t[]){ E }, "output_norm.weight") ||
-        bind_check_f32(&b, &m->output_norm) ||
-        bind_weight(&b, &m->output, 0, 2, (uint64_t[]){ E, hp->n_vocab }, "output.weight"))
-        goto fail;
-    if (!m->output.name) m->output = m->tok_embd; /* tied embeddings */
+    if (dec_bind_ends(&b, E, &m->tok_embd, &m->output_norm, &m->output, &hp->n_vocab)) goto fail;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         ds2_layer *L = &m->layers[l];
         if (bind_weight(&b, &L->attn_norm, 1, 1, (uint64_t[]){ E }, "blk.%u.attn_norm.weight", l) ||
@@ -346,8 +341,7 @@ static void ds2_state_free(void *sp)
     free(s->kv);
     free(s->buf);
     free(s->as.att);
-    free(s->ms.ids);
-    free(s->ms.pf_ids);
+    moe_scratch_ids_free(&s->ms);
     lb_free(&s->lb);
     free(s);
 }
@@ -356,11 +350,9 @@ static int ds2_state_reserve(void *sp, uint32_t n, mf_error *e)
 {
     ds2_state *s = sp;
     const ds2_model *m = s->m;
-    if (n > s->n_ctx) return mf_fail(e, "context full: %u positions requested, --ctx is %u", n, s->n_ctx);
-    if (n <= s->n_alloc) return 0;
-    uint32_t want = s->n_alloc ? s->n_alloc : 256;
-    while (want < n) want *= 2;
-    if (want > s->n_ctx) want = s->n_ctx;
+    uint32_t want = 0;
+    if (kv_grow_rows(s->n_alloc, s->n_ctx, n, &want, e)) return -1;
+    if (want == s->n_alloc) return 0;
     const size_t R = mla_kv_row(&m->ahp), NL = m->hp.n_layer;
     float *kv = calloc(NL * want * R, sizeof(float));
     float *att = calloc((size_t)m->ahp.n_head * want, sizeof(float));
@@ -391,9 +383,7 @@ static void *ds2_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     if (hp->n_dense && hp->n_ff > FF) FF = hp->n_ff;
     const size_t nf = 4 * E + 2 * FF + mla_scratch_floats(&m->ahp) + moe_scratch_floats((int)N, (int)K, (int)F, (int)E, 1);
     s->buf = calloc(nf, sizeof(float));
-    s->ms.ids = calloc(K, sizeof(int32_t));
-    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
-    if (!s->buf || !s->ms.ids || !s->ms.pf_ids) { ds2_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    if (!s->buf || moe_scratch_ids_alloc(&s->ms, (int)K)) { ds2_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->buf;
     s->x = p, p += E;
     s->h = p, p += E;
@@ -408,35 +398,22 @@ static void *ds2_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     return s;
 }
 
-static int ds2_state_truncate(void *sp, uint32_t n_past, mf_error *e)
+/* The attention of layer l for the token at pos (lb_forward): MLA. */
+static void ds2_attn(void *mp, void *sp, uint32_t l, uint32_t pos, const float *h, float *out)
 {
-    (void)sp, (void)n_past, (void)e; /* latent rows past n_past are overwritten before they are read */
-    return 0;
+    ds2_model *m = mp;
+    ds2_state *s = sp;
+    const size_t R = mla_kv_row(&m->ahp);
+    mla_forward(m->pool, &m->ahp, &m->layers[l].attn, s->kv + (size_t)l * s->n_alloc * R, pos, h, &s->as, out);
 }
 
 static int ds2_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     ds2_model *m = mp;
     ds2_state *s = sp;
-    const ds2_hparams *hp = &m->hp;
-    const size_t E = hp->n_embd, R = mla_kv_row(&m->ahp);
-    if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (ds2_state_reserve(s, pos + 1, e)) return -1;
-    if (op_get_row(&m->tok_embd, (uint64_t)token, s->x, e)) return -1;
-    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch: see lb_ffn_block */
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const ds2_layer *L = &m->layers[l];
-        op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
-        mla_forward(m->pool, &m->ahp, &L->attn, s->kv + (size_t)l * s->n_alloc * R, pos, s->h, &s->as, s->tmp);
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-        op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
-        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, s->fg, s->fu, s->sh, s->tmp, e)) return -1;
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-    }
-    if (!logits) return 0;
-    op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
-    op_matvec(m->pool, &m->output, s->h, logits);
-    return 0;
+    const lb_token t = { s->x, s->h, s->tmp, s->fg, s->fu, s->sh, &s->ms };
+    return lb_forward(&m->lb, &t, ds2_attn, m, s, token, pos, logits, e);
 }
 
 /* MLA of layer l over the T tokens of a chunk (lb_run). */
@@ -464,7 +441,7 @@ const arch_ops arch_deepseek2 = {
     .free = ds2_free,
     .state_new = ds2_state_new,
     .state_free = ds2_state_free,
-    .state_truncate = ds2_state_truncate,
+    .state_truncate = kv_truncate_free,
     .state_reserve = ds2_state_reserve,
     .forward = ds2_forward,
     .forward_batch = ds2_forward_batch,

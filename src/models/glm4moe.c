@@ -22,6 +22,7 @@
 #include "models/arch.h"
 #include "models/attn_window.h"
 #include "models/blocks.h"
+#include "models/decoder.h"
 #include "models/kvcache.h"
 #include "models/layer_batch.h"
 #include "quant/quant.h"
@@ -79,52 +80,20 @@ static int glm_hparams_load(const gguf_file *f, glm_hparams *hp, mf_error *e)
 {
     char k[128];
     const char *a = GLM_ARCH, *path = f->parts[0].path;
-    uint32_t blocks, nextn;
-#define REQ(name, dst) if (gguf_get_u32(f, gguf_arch_key(k, sizeof k, a, name), dst, e)) return -1
-    REQ("block_count", &blocks);
-    REQ("embedding_length", &hp->n_embd);
-    REQ("attention.head_count", &hp->n_head);
-    REQ("expert_count", &hp->n_expert);
-    REQ("expert_used_count", &hp->n_used);
-    REQ("expert_feed_forward_length", &hp->n_ff_exp);
-    REQ("expert_shared_count", &hp->n_shared);
-#undef REQ
-    if (gguf_get_f32(f, gguf_arch_key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), &hp->eps, e) ||
+    dec_dims d;
+    if (dec_dims_load(f, a, DEC_NEXTN | DEC_ROPE_REQUIRED, &d, e)) return -1;
+    DEC_DIMS_COPY(hp, d);
+    hp->n_ff_exp = d.n_ff;
+    if (gguf_get_u32(f, gguf_arch_key(k, sizeof k, a, "expert_shared_count"), &hp->n_shared, e) ||
+        gguf_get_f32(f, gguf_arch_key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), &hp->eps, e) ||
         gguf_get_f32(f, gguf_arch_key(k, sizeof k, a, "expert_weights_scale"), &hp->w_scale, e) ||
         gguf_opt_bool(f, gguf_arch_key(k, sizeof k, a, "expert_weights_norm"), false, &hp->norm_w, e) ||
         gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "expert_gating_func"), 0, &hp->gating, e) ||
         gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "expert_group_count"), 0, &hp->n_group, e) ||
         gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "expert_group_used_count"), 0, &hp->n_group_used, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "nextn_predict_layers"), 0, &nextn, e) ||
         gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "leading_dense_block_count"), 0, &hp->n_dense, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "feed_forward_length"), 0, &hp->n_ff, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "context_length"), 4096, &hp->n_ctx_train, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.head_count_kv"), hp->n_head, &hp->n_head_kv, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.key_length"), hp->n_head ? hp->n_embd / hp->n_head : 0,
-                     &hp->head_dim, e))
+        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "feed_forward_length"), 0, &hp->n_ff, e))
         return -1;
-    uint32_t vlen;
-    if (gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.value_length"), hp->head_dim, &vlen, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "rope.dimension_count"), hp->head_dim, &hp->n_rot, e))
-        return -1;
-    if (nextn >= blocks)
-        return mf_fail(e, "%s: glm4moe: nextn_predict_layers %u leaves no layer of block_count %u", path, nextn, blocks);
-    hp->n_layer = blocks - nextn;
-    if (hp->n_embd == 0 || hp->n_head == 0 || hp->head_dim == 0)
-        return mf_fail(e, "%s: glm4moe: embedding_length, head_count and key_length must be > 0", path);
-    if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->head_dim > 4096 || hp->n_embd > (1u << 20))
-        return mf_fail(e, "%s: glm4moe: implausible hyperparameters (layers %u, heads %u, head_dim %u, embd %u)", path,
-                       hp->n_layer, hp->n_head, hp->head_dim, hp->n_embd);
-    if (vlen != hp->head_dim)
-        return mf_fail(e, "%s: glm4moe: value_length %u differs from key_length %u (not supported)", path, vlen, hp->head_dim);
-    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
-        return mf_fail(e, "%s: glm4moe: head_count %u is not a multiple of head_count_kv %u", path, hp->n_head, hp->n_head_kv);
-    if (hp->n_rot == 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2)
-        return mf_fail(e, "%s: glm4moe: rope.dimension_count %u: expected an even number in 2..%u", path, hp->n_rot,
-                       hp->head_dim);
-    if (hp->n_expert == 0 || hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64 || hp->n_ff_exp == 0)
-        return mf_fail(e, "%s: glm4moe: expert_used_count %u of expert_count %u (width %u): expected 1..min(count, 64)",
-                       path, hp->n_used, hp->n_expert, hp->n_ff_exp);
     if (hp->n_dense > hp->n_layer)
         return mf_fail(e, "%s: glm4moe: leading_dense_block_count %u exceeds the %u layers", path, hp->n_dense, hp->n_layer);
     if (hp->n_dense && hp->n_ff == 0)
@@ -236,13 +205,7 @@ static void *glm_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 
     binder b = { f, e, 0 };
     const uint64_t E = hp->n_embd;
-    if (bind_weight(&b, &m->tok_embd, 1, 2, (uint64_t[]){ E, 0 }, "token_embd.weight")) goto fail;
-    hp->n_vocab = (uint32_t)m->tok_embd.ne[1];
-    if (bind_weight(&b, &m->output_norm, 1, 1, (uint64_t[]){ E }, "output_norm.weight") ||
-        bind_check_f32(&b, &m->output_norm) ||
-        bind_weight(&b, &m->output, 0, 2, (uint64_t[]){ E, hp->n_vocab }, "output.weight"))
-        goto fail;
-    if (!m->output.name) m->output = m->tok_embd; /* tied embeddings */
+    if (dec_bind_ends(&b, E, &m->tok_embd, &m->output_norm, &m->output, &hp->n_vocab)) goto fail;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         if (glm_bind_layer(&b, hp, &m->layers[l], l)) goto fail;
         uint32_t w = m->layers[l].gate.name ? (uint32_t)m->layers[l].gate.ne[1] : 0;
@@ -278,8 +241,7 @@ static void glm_state_free(void *sp)
     if (!s) return;
     kv_cache_free(&s->kv);
     free(s->x);
-    free(s->ms.ids);
-    free(s->ms.pf_ids);
+    moe_scratch_ids_free(&s->ms);
     lb_free(&s->lb);
     free(s);
 }
@@ -299,14 +261,12 @@ static void *glm_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     glm_state *s = calloc(1, sizeof *s);
     if (!s) { mf_fail(e, "out of memory"); return NULL; }
     s->m = m;
-    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t E = hp->n_embd, KV = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t K = hp->n_used, F = hp->n_ff_exp, N = hp->n_expert, FF = m->n_ff_max;
-    size_t nf = 4 * E + 2 * FF + Q + 2 * KV + Q + moe_scratch_floats((int)N, (int)K, (int)F, (int)E, 1);
+    size_t nf = 4 * E + 2 * FF + attn_scratch_floats(&m->ahp) + moe_scratch_floats((int)N, (int)K, (int)F, (int)E, 1);
     s->kv = (kv_cache){ .n_layer = hp->n_layer, .n_head = hp->n_head, .n_ctx = n_ctx, .row = KV };
     s->x = calloc(nf, sizeof(float));
-    s->ms.ids = calloc(K, sizeof(int32_t));
-    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
-    if (!s->x || !s->ms.ids || !s->ms.pf_ids) { glm_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    if (!s->x || moe_scratch_ids_alloc(&s->ms, (int)K)) { glm_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->x;
     s->x = p, p += E;
     s->h = p, p += E;
@@ -314,47 +274,30 @@ static void *glm_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->tmp2 = p, p += E;
     s->fg = p, p += FF;
     s->fu = p, p += FF;
-    s->as.q = p, p += Q;
-    s->as.k = p, p += KV;
-    s->as.v = p, p += KV;
-    s->as.out = p, p += Q;
+    p = attn_scratch_lay(&s->as, &m->ahp, p);
     moe_scratch_lay(&s->ms, p, (int)N, (int)K, (int)F, (int)E, 1);
     if (glm_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { glm_state_free(s); return NULL; }
     return s;
 }
 
-static int glm_state_truncate(void *sp, uint32_t n_past, mf_error *e)
+/* The attention of layer l for the token at pos (lb_forward). */
+static void glm_attn(void *mp, void *sp, uint32_t l, uint32_t pos, const float *h, float *out)
 {
-    (void)sp, (void)n_past, (void)e; /* KV rows past n_past are overwritten before they are read */
-    return 0;
+    glm_model *m = mp;
+    glm_state *s = sp;
+    const attn_opts o = { &m->rope, NULL, 0 };
+    const kv_layer c = kv_cache_layer(&s->kv, l);
+    kv_ring kv = { c.k, c.v, s->kv.n_alloc };
+    attn_forward_window(m->pool, &m->ahp, &o, &m->layers[l].attn, kv, pos, h, &s->as, out);
 }
 
 static int glm_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     glm_model *m = mp;
     glm_state *s = sp;
-    const glm_hparams *hp = &m->hp;
-    const size_t E = hp->n_embd;
-    if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (glm_state_reserve(s, pos + 1, e)) return -1;
-    if (op_get_row(&m->tok_embd, (uint64_t)token, s->x, e)) return -1;
-    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch: see lb_ffn_block */
-    const attn_opts o = { &m->rope, NULL, 0 };
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const glm_layer *L = &m->layers[l];
-        op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
-        const kv_layer c = kv_cache_layer(&s->kv, l);
-        kv_ring kv = { c.k, c.v, s->kv.n_alloc };
-        attn_forward_window(m->pool, &m->ahp, &o, &L->attn, kv, pos, s->h, &s->as, s->tmp);
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-        op_rmsnorm(s->h, s->x, L->post_norm.data, E, hp->eps);
-        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, s->fg, s->fu, s->tmp2, s->tmp, e)) return -1;
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-    }
-    if (!logits) return 0;
-    op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
-    op_matvec(m->pool, &m->output, s->h, logits);
-    return 0;
+    const lb_token t = { s->x, s->h, s->tmp, s->fg, s->fu, s->tmp2, &s->ms };
+    return lb_forward(&m->lb, &t, glm_attn, m, s, token, pos, logits, e);
 }
 
 /* The attention of layer l over the T tokens of a chunk (lb_run). */
@@ -385,7 +328,7 @@ const arch_ops arch_glm4moe = {
     .free = glm_free,
     .state_new = glm_state_new,
     .state_free = glm_state_free,
-    .state_truncate = glm_state_truncate,
+    .state_truncate = kv_truncate_free,
     .state_reserve = glm_state_reserve,
     .forward = glm_forward,
     .forward_batch = glm_forward_batch,

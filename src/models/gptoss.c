@@ -24,6 +24,8 @@
 #include "models/arch.h"
 #include "models/attn_window.h"
 #include "models/blocks.h"
+#include "models/decoder.h"
+#include "models/kvcache.h"
 #include "models/layer_batch.h"
 #include "quant/quant.h"
 
@@ -84,41 +86,14 @@ typedef struct go_state {
 static int go_hparams_load(const gguf_file *f, go_hparams *hp, mf_error *e)
 {
     char k[128];
-    const char *a = GO_ARCH, *path = f->parts[0].path;
-#define REQ(name, dst) if (gguf_get_u32(f, gguf_arch_key(k, sizeof k, a, name), dst, e)) return -1
-    REQ("block_count", &hp->n_layer);
-    REQ("embedding_length", &hp->n_embd);
-    REQ("attention.head_count", &hp->n_head);
-    REQ("expert_count", &hp->n_expert);
-    REQ("expert_used_count", &hp->n_used);
-    REQ("expert_feed_forward_length", &hp->n_ff_exp);
-    REQ("attention.sliding_window", &hp->n_swa);
-#undef REQ
-    if (gguf_get_f32(f, gguf_arch_key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), &hp->eps, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "context_length"), 4096, &hp->n_ctx_train, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.head_count_kv"), hp->n_head, &hp->n_head_kv, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.key_length"), hp->n_head ? hp->n_embd / hp->n_head : 0,
-                     &hp->head_dim, e))
+    const char *a = GO_ARCH;
+    dec_dims d;
+    if (dec_dims_load(f, a, DEC_ROPE_REQUIRED, &d, e) ||
+        gguf_get_u32(f, gguf_arch_key(k, sizeof k, a, "attention.sliding_window"), &hp->n_swa, e) ||
+        gguf_get_f32(f, gguf_arch_key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), &hp->eps, e))
         return -1;
-    uint32_t vlen;
-    if (gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.value_length"), hp->head_dim, &vlen, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "rope.dimension_count"), hp->head_dim, &hp->n_rot, e))
-        return -1;
-    if (hp->n_layer == 0 || hp->n_embd == 0 || hp->n_head == 0 || hp->head_dim == 0)
-        return mf_fail(e, "%s: gpt-oss: block_count, embedding_length, head_count and key_length must be > 0", path);
-    if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->head_dim > 4096 || hp->n_embd > (1u << 20))
-        return mf_fail(e, "%s: gpt-oss: implausible hyperparameters (layers %u, heads %u, head_dim %u, embd %u)", path,
-                       hp->n_layer, hp->n_head, hp->head_dim, hp->n_embd);
-    if (vlen != hp->head_dim)
-        return mf_fail(e, "%s: gpt-oss: value_length %u differs from key_length %u (not supported)", path, vlen, hp->head_dim);
-    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
-        return mf_fail(e, "%s: gpt-oss: head_count %u is not a multiple of head_count_kv %u", path, hp->n_head, hp->n_head_kv);
-    if (hp->n_rot == 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2)
-        return mf_fail(e, "%s: gpt-oss: rope.dimension_count %u: expected an even number in 2..%u", path, hp->n_rot,
-                       hp->head_dim);
-    if (hp->n_expert == 0 || hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64 || hp->n_ff_exp == 0)
-        return mf_fail(e, "%s: gpt-oss: expert_used_count %u of expert_count %u (width %u): expected 1..min(count, 64)",
-                       path, hp->n_used, hp->n_expert, hp->n_ff_exp);
+    DEC_DIMS_COPY(hp, d);
+    hp->n_ff_exp = d.n_ff;
     return rope_params_load(f, a, (int)hp->n_rot, 1, hp->n_ctx_train, &hp->rope, e);
 }
 
@@ -229,13 +204,7 @@ static void *go_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 
     binder b = { f, e, 0 };
     const uint64_t E = hp->n_embd;
-    if (bind_weight(&b, &m->tok_embd, 1, 2, (uint64_t[]){ E, 0 }, "token_embd.weight")) goto fail;
-    hp->n_vocab = (uint32_t)m->tok_embd.ne[1];
-    if (bind_weight(&b, &m->output_norm, 1, 1, (uint64_t[]){ E }, "output_norm.weight") ||
-        bind_check_f32(&b, &m->output_norm) ||
-        bind_weight(&b, &m->output, 0, 2, (uint64_t[]){ E, hp->n_vocab }, "output.weight"))
-        goto fail;
-    if (!m->output.name) m->output = m->tok_embd; /* tied embeddings */
+    if (dec_bind_ends(&b, E, &m->tok_embd, &m->output_norm, &m->output, &hp->n_vocab)) goto fail;
     for (uint32_t l = 0; l < hp->n_layer; l++)
         if (go_bind_layer(&b, hp, &m->layers[l], l)) goto fail;
     if (arch_open_store(ctx, hp->n_layer, hp->n_expert, hp->n_used, e)) goto fail;
@@ -270,8 +239,7 @@ static void go_state_free(void *sp)
     free(s->v);
     free(s->x);
     free(s->as.att);
-    free(s->ms.ids);
-    free(s->ms.pf_ids);
+    moe_scratch_ids_free(&s->ms);
     lb_free(&s->lb);
     free(s);
 }
@@ -282,11 +250,9 @@ static int go_state_reserve(void *sp, uint32_t n, mf_error *e)
     go_state *s = sp;
     const go_model *m = s->m;
     const go_hparams *hp = &m->hp;
-    if (n > s->n_ctx) return mf_fail(e, "context full: %u positions requested, --ctx is %u", n, s->n_ctx);
-    if (n <= s->n_alloc) return 0;
-    uint32_t want = s->n_alloc ? s->n_alloc : 256;
-    while (want < n) want *= 2;
-    if (want > s->n_ctx) want = s->n_ctx;
+    uint32_t want = 0;
+    if (kv_grow_rows(s->n_alloc, s->n_ctx, n, &want, e)) return -1;
+    if (want == s->n_alloc) return 0;
     const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
     const size_t att_rows = want > s->n_ring ? want : s->n_ring;
     float *att = realloc(s->as.att, (size_t)hp->n_head * att_rows * sizeof(float));
@@ -314,15 +280,12 @@ static void *go_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->m = m;
     s->n_ctx = n_ctx;
     s->n_ring = hp->n_swa < n_ctx ? hp->n_swa : n_ctx;
-    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
-    const size_t K = hp->n_used, F = hp->n_ff_exp;
-    size_t nf = 3 * E + Q + 2 * KV + Q + moe_scratch_floats(hp->n_expert, (int)K, (int)F, (int)E, 0);
+    const size_t E = hp->n_embd, KV = (size_t)hp->n_head_kv * hp->head_dim, K = hp->n_used, F = hp->n_ff_exp;
+    size_t nf = 3 * E + attn_scratch_floats(&m->ahp) + moe_scratch_floats(hp->n_expert, (int)K, (int)F, (int)E, 0);
     s->k = calloc(hp->n_layer, sizeof *s->k);
     s->v = calloc(hp->n_layer, sizeof *s->v);
     s->x = calloc(nf, sizeof(float));
-    s->ms.ids = calloc(K, sizeof(int32_t));
-    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
-    if (!s->k || !s->v || !s->x || !s->ms.ids || !s->ms.pf_ids) goto oom;
+    if (!s->k || !s->v || !s->x || moe_scratch_ids_alloc(&s->ms, (int)K)) goto oom;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         if (!m->layers[l].sliding) continue;
         s->k[l] = calloc((size_t)s->n_ring * KV, sizeof(float));
@@ -333,10 +296,7 @@ static void *go_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->x = p, p += E;
     s->h = p, p += E;
     s->tmp = p, p += E;
-    s->as.q = p, p += Q;
-    s->as.k = p, p += KV;
-    s->as.v = p, p += KV;
-    s->as.out = p, p += Q;
+    p = attn_scratch_lay(&s->as, &m->ahp, p);
     moe_scratch_lay(&s->ms, p, hp->n_expert, (int)K, (int)F, (int)E, 0);
     if (go_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { go_state_free(s); return NULL; }
     return s;
@@ -382,31 +342,26 @@ static kv_ring go_kv(const go_state *s, uint32_t l)
     return (kv_ring){ s->k[l], s->v[l], s->m->layers[l].sliding ? s->n_ring : s->n_alloc };
 }
 
+/* The attention of layer l for the token at pos (lb_forward): YaRN RoPE, sinks, and the window on sliding layers. */
+static void go_attn(void *mp, void *sp, uint32_t l, uint32_t pos, const float *h, float *out)
+{
+    go_model *m = mp;
+    go_state *s = sp;
+    const attn_opts o = go_attn_opts(m, &m->layers[l]);
+    attn_forward_window(m->pool, &m->ahp, &o, &m->layers[l].attn, go_kv(s, l), pos, h, &s->as, out);
+}
+
 static int go_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     go_model *m = mp;
     go_state *s = sp;
-    const go_hparams *hp = &m->hp;
-    const size_t E = hp->n_embd;
-    if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (go_state_reserve(s, pos + 1, e)) return -1;
+    /* a token out of range is refused before the rings forget anything */
+    if (token < 0 || (uint32_t)token >= m->hp.n_vocab)
+        return mf_fail(e, "token id %d out of range (vocab %u)", token, m->hp.n_vocab);
     go_ring_advance(s, pos);
-    if (op_get_row(&m->tok_embd, (uint64_t)token, s->x, e)) return -1;
-    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch: see lb_ffn_block */
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const go_layer *L = &m->layers[l];
-        op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
-        const attn_opts o = go_attn_opts(m, L);
-        attn_forward_window(m->pool, &m->ahp, &o, &L->attn, go_kv(s, l), pos, s->h, &s->as, s->tmp);
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-        op_rmsnorm(s->h, s->x, L->post_norm.data, E, hp->eps);
-        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, NULL, NULL, NULL, s->tmp, e)) return -1;
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-    }
-    if (!logits) return 0;
-    op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
-    op_matvec(m->pool, &m->output, s->h, logits);
-    return 0;
+    const lb_token t = { s->x, s->h, s->tmp, NULL, NULL, NULL, &s->ms };
+    return lb_forward(&m->lb, &t, go_attn, m, s, token, pos, logits, e);
 }
 
 /* The attention of layer l over the T tokens of a chunk (lb_run). A chunk

@@ -4,13 +4,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+int kv_grow_rows(uint32_t n_alloc, uint32_t n_ctx, uint32_t n, uint32_t *want, mf_error *e)
+{
+    if (n > n_ctx) return mf_fail(e, "context full: %u positions requested, --ctx is %u", n, n_ctx);
+    *want = n_alloc;
+    if (n <= n_alloc) return 0;
+    uint32_t w = n_alloc ? n_alloc : 256;
+    while (w < n) w *= 2;
+    *want = w > n_ctx ? n_ctx : w;
+    return 0;
+}
+
+int kv_truncate_free(void *state, uint32_t n_past, mf_error *e)
+{
+    (void)state, (void)n_past, (void)e;
+    return 0;
+}
+
 int kv_cache_reserve(kv_cache *c, uint32_t n, mf_error *e)
 {
-    if (n > c->n_ctx) return mf_fail(e, "context full: %u positions requested, --ctx is %u", n, c->n_ctx);
-    if (n <= c->n_alloc) return 0;
-    uint32_t want = c->n_alloc ? c->n_alloc : 256;
-    while (want < n) want *= 2;
-    if (want > c->n_ctx) want = c->n_ctx;
+    uint32_t want = 0;
+    if (kv_grow_rows(c->n_alloc, c->n_ctx, n, &want, e)) return -1;
+    if (want == c->n_alloc) return 0;
     float *k = calloc((size_t)c->n_layer * want * c->row, sizeof(float));
     float *v = calloc((size_t)c->n_layer * want * c->row, sizeof(float));
     float *att = calloc((size_t)c->n_head * want, sizeof(float));

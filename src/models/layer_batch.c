@@ -1,8 +1,9 @@
 /* layer_batch.c — the FFN half of a layer token by token, and chunked
- * prefill, shared by deepseek2, glm4moe, gpt-oss and llama (see
+ * prefill, shared by deepseek2, glm4moe, gpt-oss, llama and qwen3moe (see
  * layer_batch.h). Nothing here knows an architecture's attention: each
  * passes its own. */
 #include "models/layer_batch.h"
+#include "models/decoder.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,27 @@ int lb_ffn_block(const lb_model *lm, uint32_t l, const float *h, const float *x,
         lb_ffn_one(lm->pool, &L->ffn, h, g, u, sh);
         add_vec(out, sh, lm->n_embd);
     }
+    return 0;
+}
+
+int lb_forward(const lb_model *lm, const lb_token *t, lb_attn1_fn attn, void *model, void *state, int32_t token,
+               uint32_t pos, float *logits, mf_error *e)
+{
+    const size_t E = lm->n_embd;
+    if (token < 0 || (uint32_t)token >= lm->n_vocab)
+        return mf_fail(e, "token id %d out of range (vocab %u)", token, lm->n_vocab);
+    if (op_get_row(lm->tok_embd, (uint64_t)token, t->x, e)) return -1;
+    lb_guess(lm, 0, t->x, t->ms);   /* decode prefetch: see lb_ffn_block */
+    for (uint32_t l = 0; l < lm->n_layer; l++) {
+        const lb_layer *L = &lm->layers[l];
+        op_rmsnorm(t->h, t->x, L->attn_norm, E, lm->eps);
+        attn(model, state, l, pos, t->h, t->tmp);
+        add_vec(t->x, t->tmp, E);
+        op_rmsnorm(t->h, t->x, L->ffn_norm, E, lm->eps);
+        if (lb_ffn_block(lm, l, t->h, t->x, t->ms, t->g, t->u, t->sh, t->tmp, e)) return -1;
+        add_vec(t->x, t->tmp, E);
+    }
+    if (logits) dec_logits(lm->pool, lm->output_norm, lm->output, lm->eps, t->x, t->h, logits);
     return 0;
 }
 
@@ -192,20 +214,6 @@ void lb_free(lb_scratch *b)
     memset(b, 0, sizeof *b);
 }
 
-/* The final norm and the output head of the rows asked for: all of them
- * into all (row c + t), the last of the prompt into last. */
-static void chunk_logits(const lb_model *lm, lb_scratch *b, int c, int T, int n, float *all, float *last)
-{
-    const size_t E = lm->n_embd, V = lm->n_vocab;
-    for (int t = 0; t < T; t++) {
-        float *out = all ? all + (size_t)(c + t) * V : (c + t + 1 == n ? last : NULL);
-        if (!out) continue;
-        op_rmsnorm(b->H, b->X + (size_t)t * E, lm->output_norm->data, E, lm->eps);
-        op_matvec(lm->pool, lm->output, b->H, out);
-        if (all && last && c + t + 1 == n) memcpy(last, out, V * sizeof(float));
-    }
-}
-
 int lb_run(const lb_model *lm, lb_scratch *b, lb_attn_fn attn, void *model, void *state, const int32_t *tokens, int n,
            uint32_t pos0, float *all, float *last, mf_error *e)
 {
@@ -229,7 +237,7 @@ int lb_run(const lb_model *lm, lb_scratch *b, lb_attn_fn attn, void *model, void
             if (ffn_block_batch(lm, l, T, b, e)) return -1;
             add_vec(b->X, b->Y, (size_t)T * E);
         }
-        chunk_logits(lm, b, c, T, n, all, last);
+        dec_logits_rows(lm->pool, lm->output_norm, lm->output, lm->eps, b->X, b->H, c, T, n, all, last);
     }
     return 0;
 }

@@ -27,6 +27,7 @@
  */
 #include "models/arch.h"
 #include "models/blocks.h"
+#include "models/decoder.h"
 #include "models/kvcache.h"
 #include "models/layer_batch.h"
 #include "quant/quant.h"
@@ -78,24 +79,15 @@ static int llama_hparams_load(const gguf_file *f, llama_hparams *hp, mf_error *e
 {
     char k[128];
     const char *a = "llama", *path = f->parts[0].path;
+    dec_dims d;
+    if (dec_dims_load(f, a, DEC_DENSE_OK, &d, e)) return -1;
+    DEC_DIMS_COPY(hp, d);
+    hp->n_ff = d.n_ff;
 #define KEY(name) gguf_arch_key(k, sizeof k, a, name)
-    if (gguf_get_u32(f, KEY("block_count"), &hp->n_layer, e) ||
-        gguf_get_u32(f, KEY("embedding_length"), &hp->n_embd, e) ||
-        gguf_get_u32(f, KEY("attention.head_count"), &hp->n_head, e) ||
-        gguf_get_u32(f, KEY("feed_forward_length"), &hp->n_ff, e) ||
-        gguf_get_f32(f, KEY("attention.layer_norm_rms_epsilon"), &hp->eps, e))
-        return -1;
-    uint32_t vlen;
     float rope_factor;
-    if (gguf_opt_u32(f, KEY("context_length"), 4096, &hp->n_ctx_train, e) ||
-        gguf_opt_u32(f, KEY("attention.head_count_kv"), hp->n_head, &hp->n_head_kv, e) ||
-        gguf_opt_u32(f, KEY("attention.key_length"), hp->n_head ? hp->n_embd / hp->n_head : 0, &hp->head_dim, e) ||
-        gguf_opt_u32(f, KEY("attention.value_length"), hp->head_dim, &vlen, e) ||
-        gguf_opt_u32(f, KEY("rope.dimension_count"), hp->head_dim, &hp->n_rot, e) ||
+    if (gguf_get_f32(f, KEY("attention.layer_norm_rms_epsilon"), &hp->eps, e) ||
         gguf_opt_f32(f, KEY("rope.freq_base"), 10000.0f, &hp->freq_base, e) ||
         gguf_opt_f32(f, KEY("attention.scale"), 0.0f, &hp->attn_scale, e) ||
-        gguf_opt_u32(f, KEY("expert_count"), 0, &hp->n_expert, e) ||
-        gguf_opt_u32(f, KEY("expert_used_count"), 0, &hp->n_used, e) ||
         gguf_opt_f32(f, KEY("expert_weights_scale"), 0.0f, &hp->expert_scale, e) ||
         gguf_opt_f32(f, KEY("rope.scaling.factor"), 0.0f, &rope_factor, e))
         return -1;
@@ -109,23 +101,6 @@ static int llama_hparams_load(const gguf_file *f, llama_hparams *hp, mf_error *e
     if (gguf_find(f, KEY("rope.scale_linear")))
         return mf_fail(e, "%s: llama: %s (linear RoPE scaling) is not supported yet", path, KEY("rope.scale_linear"));
 #undef KEY
-    if (hp->n_layer == 0 || hp->n_embd == 0 || hp->n_head == 0 || hp->head_dim == 0 || hp->n_ff == 0)
-        return mf_fail(e, "%s: llama: block_count, embedding_length, head_count, key_length and feed_forward_length "
-                       "must be > 0", path);
-    if (vlen != hp->head_dim)
-        return mf_fail(e, "%s: llama: value_length %u differs from key_length %u (not supported)", path, vlen, hp->head_dim);
-    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
-        return mf_fail(e, "%s: llama: head_count %u is not a multiple of head_count_kv %u", path, hp->n_head, hp->n_head_kv);
-    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
-        return mf_fail(e, "%s: llama: rope.dimension_count %u: expected an even number <= %u", path, hp->n_rot, hp->head_dim);
-    if (hp->n_expert && (hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64))
-        return mf_fail(e, "%s: llama: expert_used_count %u of expert_count %u: expected 1..min(count, 64)", path,
-                       hp->n_used, hp->n_expert);
-    if (!hp->n_expert) hp->n_used = 0;
-    if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->head_dim > 4096 || hp->n_embd > (1u << 20) ||
-        hp->n_ff > (1u << 22) || hp->n_expert > 4096)
-        return mf_fail(e, "%s: llama: implausible hyperparameters (layers %u, heads %u, head_dim %u, embd %u, ff %u, "
-                       "experts %u)", path, hp->n_layer, hp->n_head, hp->head_dim, hp->n_embd, hp->n_ff, hp->n_expert);
     return 0;
 }
 
@@ -247,19 +222,7 @@ static void *llama_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 
     binder b = { f, e, 0 };
     const uint64_t E = hp->n_embd;
-    if (bind_weight(&b, &m->tok_embd, 1, 2, (uint64_t[]){ E, 0 }, "token_embd.weight")) goto fail;
-    if (m->tok_embd.ne[1] == 0 || m->tok_embd.ne[1] > (1u << 24)) {
-        mf_fail(e, "%s: tensor token_embd.weight: implausible vocabulary of %llu rows", f->parts[0].path,
-                (unsigned long long)m->tok_embd.ne[1]);
-        goto fail;
-    }
-    hp->n_vocab = (uint32_t)m->tok_embd.ne[1];
-    const uint64_t V = hp->n_vocab;
-    if (bind_weight(&b, &m->output_norm, 1, 1, (uint64_t[]){ E }, "output_norm.weight") ||
-        bind_check_f32(&b, &m->output_norm) ||
-        bind_weight(&b, &m->output, 0, 2, (uint64_t[]){ E, V }, "output.weight"))
-        goto fail;
-    if (!m->output.name) m->output = m->tok_embd; /* tied embeddings */
+    if (dec_bind_ends(&b, E, &m->tok_embd, &m->output_norm, &m->output, &hp->n_vocab)) goto fail;
     /* LLaMA 3.1's per-frequency RoPE factors: not in the shared RoPE yet. */
     if (gguf_find_tensor(f, "rope_freqs.weight")) {
         mf_fail(e, "%s: tensor rope_freqs.weight: RoPE frequency factors (LLaMA 3.1 rope scaling) are not supported yet",
@@ -300,8 +263,7 @@ static void llama_state_free(void *sp)
     if (!s) return;
     kv_cache_free(&s->kv);
     free(s->x);
-    free(s->ms.ids);
-    free(s->ms.pf_ids);
+    moe_scratch_ids_free(&s->ms);
     lb_free(&s->lb);
     free(s);
 }
@@ -324,22 +286,16 @@ static void *llama_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->n_ctx = n_ctx;
     s->kv = (kv_cache){ .n_layer = hp->n_layer, .n_head = hp->n_head, .n_ctx = n_ctx,
                         .row = (size_t)hp->n_head_kv * hp->head_dim };
-    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
-    const size_t K = hp->n_used, F = hp->n_ff, N = hp->n_expert;
+    const size_t E = hp->n_embd, K = hp->n_used, F = hp->n_ff, N = hp->n_expert;
     /* x h tmp | q k v out | dense gate up | router logits, K gates, K ups, down, guess input, K weights */
-    size_t nf = 3 * E + Q + 2 * KV + Q + 2 * F + moe_scratch_floats((int)N, (int)K, (int)F, (int)E, 0);
+    size_t nf = 3 * E + attn_scratch_floats(&m->ahp) + 2 * F + moe_scratch_floats((int)N, (int)K, (int)F, (int)E, 0);
     s->x = calloc(nf, sizeof(float));
-    s->ms.ids = calloc(K ? K : 1, sizeof(int32_t));
-    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K) + 1, sizeof(int32_t));
-    if (!s->x || !s->ms.ids || !s->ms.pf_ids) { llama_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    if (!s->x || moe_scratch_ids_alloc(&s->ms, (int)K)) { llama_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->x;
     s->x = p, p += E;
     s->h = p, p += E;
     s->tmp = p, p += E;
-    s->as.q = p, p += Q;
-    s->as.k = p, p += KV;
-    s->as.v = p, p += KV;
-    s->as.out = p, p += Q;
+    p = attn_scratch_lay(&s->as, &m->ahp, p);
     s->ff_gate = p, p += F;
     s->ff_up = p, p += F;
     moe_scratch_lay(&s->ms, p, (int)N, (int)K, (int)F, (int)E, 0);
@@ -347,36 +303,21 @@ static void *llama_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     return s;
 }
 
-static int llama_state_truncate(void *sp, uint32_t n_past, mf_error *e)
+/* The attention of layer l for the token at pos (lb_forward). */
+static void llama_attn(void *mp, void *sp, uint32_t l, uint32_t pos, const float *h, float *out)
 {
-    (void)sp, (void)n_past, (void)e; /* KV rows past n_past are overwritten before they are read */
-    return 0;
+    llama_model *m = mp;
+    llama_state *s = sp;
+    attn_forward(m->pool, &m->ahp, &m->layers[l].attn, kv_cache_layer(&s->kv, l), pos, h, &s->as, out);
 }
 
 static int llama_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     llama_model *m = mp;
     llama_state *s = sp;
-    const llama_hparams *hp = &m->hp;
-    const size_t E = hp->n_embd;
-    if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (llama_state_reserve(s, pos + 1, e)) return -1;
-    if (op_get_row(&m->tok_embd, (uint64_t)token, s->x, e)) return -1;
-    lb_guess(&m->lb, 0, s->x, &s->ms);   /* decode prefetch of MoE files: see lb_ffn_block */
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const llama_layer *L = &m->layers[l];
-        op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
-        kv_layer kv = kv_cache_layer(&s->kv, l);
-        attn_forward(m->pool, &m->ahp, &L->attn, kv, pos, s->h, &s->as, s->tmp);
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-        op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
-        if (lb_ffn_block(&m->lb, l, s->h, s->x, &s->ms, s->ff_gate, s->ff_up, NULL, s->tmp, e)) return -1;
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-    }
-    if (!logits) return 0;
-    op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
-    op_matvec(m->pool, &m->output, s->h, logits);
-    return 0;
+    const lb_token t = { s->x, s->h, s->tmp, s->ff_gate, s->ff_up, NULL, &s->ms };
+    return lb_forward(&m->lb, &t, llama_attn, m, s, token, pos, logits, e);
 }
 
 /* The attention of layer l over the T tokens of a chunk (lb_run). Dense
@@ -405,7 +346,7 @@ const arch_ops arch_llama = {
     .free = llama_free,
     .state_new = llama_state_new,
     .state_free = llama_state_free,
-    .state_truncate = llama_state_truncate,
+    .state_truncate = kv_truncate_free,
     .state_reserve = llama_state_reserve,
     .forward = llama_forward,
     .forward_batch = llama_forward_batch,

@@ -6,6 +6,7 @@
 #include "models/blocks.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void moe_topk(const float *x, int n, int k, int32_t *ids)
@@ -200,6 +201,20 @@ void moe_experts(mf_pool *pool, store *st, int layer, const moe_hparams *hp, con
         for (int i = 0; i < n_embd; i++) out[i] += s->w[k] * d[i];
     }
     store_release(st, layer, s->ids, K);
+}
+
+int moe_scratch_ids_alloc(moe_scratch *s, int n_used)
+{
+    s->ids = calloc(n_used ? (size_t)n_used : 1, sizeof(int32_t));
+    s->pf_ids = calloc((size_t)moe_guess_count(n_used) + 1, sizeof(int32_t));
+    return s->ids && s->pf_ids ? 0 : -1;
+}
+
+void moe_scratch_ids_free(moe_scratch *s)
+{
+    free(s->ids);
+    free(s->pf_ids);
+    s->ids = s->pf_ids = NULL;
 }
 
 size_t moe_scratch_floats(int n_expert, int n_used, int n_ff, int n_embd, int with_sel)

@@ -42,7 +42,9 @@
  */
 #include "models/arch.h"
 #include "models/blocks.h"
+#include "models/decoder.h"
 #include "models/deltanet.h"
+#include "models/kvcache.h"
 #include "quant/quant.h"
 
 #include <inttypes.h>
@@ -141,22 +143,16 @@ static int opt_f32(const gguf_file *f, const char *name, float def, float *out, 
 static int q35_hparams_load(const gguf_file *f, q35_hparams *hp, mf_error *e)
 {
     const char *path = f->parts[0].path;
-    uint32_t n_block, n_nextn, conv, state, groups, dt_rank, inner, vlen;
-    if (key_u32(f, "block_count", &n_block, e) || key_u32(f, "embedding_length", &hp->n_embd, e) ||
-        key_u32(f, "attention.head_count", &hp->n_head, e) || key_u32(f, "expert_count", &hp->n_expert, e) ||
-        key_u32(f, "expert_used_count", &hp->n_used, e) ||
-        key_u32(f, "expert_feed_forward_length", &hp->n_ff_exp, e) ||
-        key_u32(f, "ssm.conv_kernel", &conv, e) || key_u32(f, "ssm.state_size", &state, e) ||
+    uint32_t conv, state, groups, dt_rank, inner;
+    dec_dims d;
+    if (dec_dims_load(f, ARCH, DEC_NEXTN, &d, e)) return -1;
+    DEC_DIMS_COPY(hp, d);
+    hp->n_ff_exp = d.n_ff;
+    if (key_u32(f, "ssm.conv_kernel", &conv, e) || key_u32(f, "ssm.state_size", &state, e) ||
         key_u32(f, "ssm.group_count", &groups, e) || key_u32(f, "ssm.time_step_rank", &dt_rank, e) ||
         key_u32(f, "ssm.inner_size", &inner, e))
         return -1;
-    if (opt_u32(f, "nextn_predict_layers", 0, &n_nextn, e) ||
-        opt_u32(f, "context_length", 4096, &hp->n_ctx_train, e) ||
-        opt_u32(f, "attention.head_count_kv", hp->n_head, &hp->n_head_kv, e) ||
-        opt_u32(f, "attention.key_length", hp->n_head ? hp->n_embd / hp->n_head : 0, &hp->head_dim, e) ||
-        opt_u32(f, "attention.value_length", hp->head_dim, &vlen, e) ||
-        opt_u32(f, "rope.dimension_count", hp->head_dim, &hp->n_rot, e) ||
-        opt_u32(f, "expert_shared_feed_forward_length", 0, &hp->n_ff_shexp, e) ||
+    if (opt_u32(f, "expert_shared_feed_forward_length", 0, &hp->n_ff_shexp, e) ||
         opt_f32(f, "attention.layer_norm_rms_epsilon", 1e-6f, &hp->eps, e) ||
         opt_f32(f, "rope.freq_base", 10000.0f, &hp->freq_base, e) ||
         opt_f32(f, "attention.scale", 0.0f, &hp->attn_scale, e))
@@ -169,26 +165,6 @@ static int q35_hparams_load(const gguf_file *f, q35_hparams *hp, mf_error *e)
         if (strcmp(type, "none") && strcmp(type, ""))
             return mf_fail(e, "%s: %s: rope scaling \"%s\" is not supported for " ARCH, path, k, type);
     }
-    if (n_nextn >= n_block)
-        return mf_fail(e, "%s: " ARCH ".nextn_predict_layers %u: expected fewer than block_count %u", path, n_nextn,
-                       n_block);
-    hp->n_layer = n_block - n_nextn; /* the MTP blocks come after the trunk and are not run */
-    if (hp->n_layer > 4096 || hp->n_head == 0 || hp->n_head > 4096 || hp->head_dim == 0 || hp->head_dim > 4096 ||
-        hp->n_embd == 0 || hp->n_embd > (1u << 20))
-        return mf_fail(e, "%s: " ARCH ": implausible hyperparameters (layers %u, heads %u, head_dim %u, embd %u)", path,
-                       hp->n_layer, hp->n_head, hp->head_dim, hp->n_embd);
-    if (vlen != hp->head_dim)
-        return mf_fail(e, "%s: " ARCH ": value_length %u differs from key_length %u (not supported)", path, vlen,
-                       hp->head_dim);
-    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
-        return mf_fail(e, "%s: " ARCH ": head_count %u is not a multiple of head_count_kv %u", path, hp->n_head,
-                       hp->n_head_kv);
-    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
-        return mf_fail(e, "%s: " ARCH ": rope.dimension_count %u: expected an even number <= %u", path, hp->n_rot,
-                       hp->head_dim);
-    if (hp->n_expert == 0 || hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64)
-        return mf_fail(e, "%s: " ARCH ": expert_used_count %u of expert_count %u: expected 1..min(count, 64)", path,
-                       hp->n_used, hp->n_expert);
     if (dt_rank == 0 || inner % dt_rank)
         return mf_fail(e, "%s: " ARCH ": ssm.inner_size %u is not a multiple of ssm.time_step_rank %u", path, inner,
                        dt_rank);
@@ -290,13 +266,7 @@ static void *q35_load(arch_ctx *ctx, arch_info *info, mf_error *e)
 
     binder b = { f, e, 0 };
     const uint64_t E = hp->n_embd;
-    if (bind_weight(&b, &m->tok_embd, 1, 2, (uint64_t[]){ E, 0 }, "token_embd.weight")) goto fail;
-    hp->n_vocab = (uint32_t)m->tok_embd.ne[1];
-    if (bind_weight(&b, &m->output_norm, 1, 1, (uint64_t[]){ E }, "output_norm.weight") ||
-        bind_check_f32(&b, &m->output_norm) ||
-        bind_weight(&b, &m->output, 0, 2, (uint64_t[]){ E, hp->n_vocab }, "output.weight"))
-        goto fail;
-    if (!m->output.name) m->output = m->tok_embd; /* tied embeddings */
+    if (dec_bind_ends(&b, E, &m->tok_embd, &m->output_norm, &m->output, &hp->n_vocab)) goto fail;
     for (uint32_t l = 0; l < hp->n_layer; l++)
         if (q35_bind_layer(&b, m, l)) goto fail;
     hp->n_ff_shexp = hp->n_layer ? (uint32_t)m->layers[0].sh_gate.ne[1] : 0;
@@ -326,8 +296,7 @@ static void q35_state_free(void *sp)
     free(s->rec);
     free(s->dn);
     free(s->buf);
-    free(s->ms.ids);
-    free(s->ms.pf_ids);
+    moe_scratch_ids_free(&s->ms);
     free(s->bbuf);
     free(s->bfloats);
     free(s->bints);
@@ -340,11 +309,9 @@ static int q35_state_reserve(void *sp, uint32_t n, mf_error *e)
     q35_state *s = sp;
     const q35_model *m = s->m;
     const q35_hparams *hp = &m->hp;
-    if (n > s->n_ctx) return mf_fail(e, "context full: %u positions requested, --ctx is %u", n, s->n_ctx);
-    if (n <= s->n_alloc) return 0;
-    uint32_t want = s->n_alloc ? s->n_alloc : 256;
-    while (want < n) want *= 2;
-    if (want > s->n_ctx) want = s->n_ctx;
+    uint32_t want = 0;
+    if (kv_grow_rows(s->n_alloc, s->n_ctx, n, &want, e)) return -1;
+    if (want == s->n_alloc) return 0;
     const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim, nf = m->n_full ? m->n_full : 1;
     /* The cache is laid out layer-major, so growing re-packs it. */
     float *k = calloc(nf * want * kv_dim, sizeof(float));
@@ -387,9 +354,7 @@ static void *q35_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->dn = calloc((size_t)m->n_lin + 1, sizeof *s->dn);
     size_t nf = 4 * E + 4 * Q + 2 * KV + 2 * FS + dnet_scratch_floats(&hp->dn) + moe_scratch_floats(hp->n_expert, (int)K, (int)F, (int)E, 0);
     s->buf = calloc(nf, sizeof(float));
-    s->ms.ids = calloc(K, sizeof(int32_t));
-    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
-    if (!s->rec || !s->dn || !s->buf || !s->ms.ids || !s->ms.pf_ids) { q35_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    if (!s->rec || !s->dn || !s->buf || moe_scratch_ids_alloc(&s->ms, (int)K)) { q35_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     for (uint32_t i = 0; i < m->n_lin; i++) {
         s->dn[i].conv = s->rec + i * (conv + S);
         s->dn[i].S = s->dn[i].conv + conv;
@@ -525,9 +490,7 @@ static int q35_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *l
     }
     s->broken = 0;
     s->n_pos = pos + 1;
-    if (!logits) return 0;
-    op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
-    op_matvec(m->pool, &m->output, s->h, logits);
+    if (logits) dec_logits(m->pool, &m->output_norm, &m->output, hp->eps, s->x, s->h, logits);
     return 0;
 }
 
@@ -671,7 +634,6 @@ static int q35_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, u
     q35_model *m = mp;
     q35_state *s = sp;
     const q35_hparams *hp = &m->hp;
-    const size_t E = hp->n_embd, V = hp->n_vocab;
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->n_vocab)
             return mf_fail(e, "token id %d out of range (vocab %u)", tokens[i], hp->n_vocab);
@@ -687,13 +649,7 @@ static int q35_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, u
         if (q35_chunk(m, s, tokens + c, T, pos0 + (uint32_t)c, e)) return -1; /* sets s->broken until done */
         s->broken = 0;
         s->n_pos += (uint32_t)T;
-        for (int t = 0; t < T; t++) {
-            float *out = all ? all + (size_t)(c + t) * V : (c + t + 1 == n ? last : NULL);
-            if (!out) continue;
-            op_rmsnorm(s->h, s->bx + (size_t)t * E, m->output_norm.data, E, hp->eps);
-            op_matvec(m->pool, &m->output, s->h, out);
-            if (all && last && c + t + 1 == n) memcpy(last, out, V * sizeof(float));
-        }
+        dec_logits_rows(m->pool, &m->output_norm, &m->output, hp->eps, s->bx, s->h, c, T, n, all, last);
     }
     return 0;
 }

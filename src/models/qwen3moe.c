@@ -15,7 +15,9 @@
  */
 #include "models/arch.h"
 #include "models/blocks.h"
+#include "models/decoder.h"
 #include "models/kvcache.h"
+#include "models/layer_batch.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -43,7 +45,7 @@ typedef struct q3_model {
     q3_layer *layers;
     store *store;
     mf_pool *pool;
-    int batch;                     /* tokens per prefill pass */
+    lb_model lb;                   /* the layers as layer_batch.c runs them */
 } q3_model;
 
 typedef struct q3_state {
@@ -53,60 +55,20 @@ typedef struct q3_state {
     float *x, *h, *tmp;
     attn_scratch as;
     moe_scratch ms;
-    /* batched prefill, allocated on its first use */
-    float *bx, *bh, *btmp, *bfloats;
-    int32_t *bints;
-    void *bq;
-    attn_batch_scratch bas;
-    moe_batch mb;
+    lb_scratch lb;                 /* batched prefill, allocated on its first use */
 } q3_state;
-
-/* Tokens per layer pass in batched prefill, unless --batch says otherwise.
- * An expert read serves on average T*K/N tokens of a batch, so the batch
- * must be several times N/K to cut prefill reads by 10x: measured on the
- * Qwen3-30B-A3B shape (N/K = 16) under a 1.5 GiB cap, 64 tokens read 62 MB
- * per prompt token against 199 token by token (3.2x). 256 keeps the
- * scratch near 30 MB. */
-#define Q3_BATCH 256
 
 static int q3_hparams_load(const gguf_file *f, q3_hparams *hp, mf_error *e)
 {
     char k[128];
     const char *a = "qwen3moe";
-#define REQ(name, dst) if (gguf_get_u32(f, gguf_arch_key(k, sizeof k, a, name), dst, e)) return -1
-    REQ("block_count", &hp->n_layer);
-    REQ("embedding_length", &hp->n_embd);
-    REQ("attention.head_count", &hp->n_head);
-    REQ("expert_count", &hp->n_expert);
-    REQ("expert_used_count", &hp->n_used);
-    REQ("expert_feed_forward_length", &hp->n_ff_exp);
-#undef REQ
-    if (gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "context_length"), 4096, &hp->n_ctx_train, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.head_count_kv"), hp->n_head, &hp->n_head_kv, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.key_length"), hp->n_head ? hp->n_embd / hp->n_head : 0,
-                     &hp->head_dim, e) ||
+    dec_dims d;
+    if (dec_dims_load(f, a, 0, &d, e) ||
         gguf_opt_f32(f, gguf_arch_key(k, sizeof k, a, "attention.layer_norm_rms_epsilon"), 1e-6f, &hp->eps, e) ||
         gguf_opt_f32(f, gguf_arch_key(k, sizeof k, a, "rope.freq_base"), 10000.0f, &hp->freq_base, e))
         return -1;
-    uint32_t vlen;
-    if (gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "attention.value_length"), hp->head_dim, &vlen, e) ||
-        gguf_opt_u32(f, gguf_arch_key(k, sizeof k, a, "rope.dimension_count"), hp->head_dim, &hp->n_rot, e))
-        return -1;
-    const char *path = f->parts[0].path;
-    if (hp->n_layer == 0 || hp->n_embd == 0 || hp->n_head == 0 || hp->head_dim == 0)
-        return mf_fail(e, "%s: qwen3moe: block_count, embedding_length, head_count and key_length must be > 0", path);
-    if (vlen != hp->head_dim)
-        return mf_fail(e, "%s: qwen3moe: value_length %u differs from key_length %u (not supported)", path, vlen, hp->head_dim);
-    if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv)
-        return mf_fail(e, "%s: qwen3moe: head_count %u is not a multiple of head_count_kv %u", path, hp->n_head, hp->n_head_kv);
-    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
-        return mf_fail(e, "%s: qwen3moe: rope.dimension_count %u: expected an even number <= %u", path, hp->n_rot, hp->head_dim);
-    if (hp->n_expert == 0 || hp->n_used == 0 || hp->n_used > hp->n_expert || hp->n_used > 64)
-        return mf_fail(e, "%s: qwen3moe: expert_used_count %u of expert_count %u: expected 1..min(count, 64)", path,
-                       hp->n_used, hp->n_expert);
-    if (hp->n_layer > 4096 || hp->n_head > 4096 || hp->head_dim > 4096 || hp->n_embd > (1u << 20))
-        return mf_fail(e, "%s: qwen3moe: implausible hyperparameters (layers %u, heads %u, head_dim %u, embd %u)", path,
-                       hp->n_layer, hp->n_head, hp->head_dim, hp->n_embd);
+    DEC_DIMS_COPY(hp, d);
+    hp->n_ff_exp = d.n_ff;
     return 0;
 }
 
@@ -115,7 +77,31 @@ static void q3_free(void *mp)
     q3_model *m = mp;
     if (!m) return;
     free(m->layers);
+    free(m->lb.layers);
     free(m);
+}
+
+/* The layers as layer_batch.c sees them: routed experts only. */
+static int q3_lb_init(q3_model *m, int n_batch, mf_error *e)
+{
+    const q3_hparams *hp = &m->hp;
+    lb_model *lm = &m->lb;
+    const q3_layer *L0 = &m->layers[0];
+    *lm = (lb_model){
+        .pool = m->pool, .store = m->store, .tok_embd = &m->tok_embd, .output_norm = &m->output_norm,
+        .output = &m->output, .n_vocab = hp->n_vocab, .n_layer = hp->n_layer, .n_embd = hp->n_embd, .eps = hp->eps,
+        .batch = n_batch > 1 ? n_batch : LB_BATCH,
+        .w = { &L0->attn.wq, &L0->attn.wk, &L0->attn.wo, &L0->router }, .n_w = 4,
+    };
+    lm->attn_floats = lb_attn_floats(&m->ahp, lm->batch);
+    lm->layers = calloc(hp->n_layer, sizeof *lm->layers);
+    if (!lm->layers) return mf_fail(e, "out of memory");
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const q3_layer *L = &m->layers[l];
+        lm->layers[l] = (lb_layer){ .attn_norm = L->attn_norm.data, .ffn_norm = L->ffn_norm.data, .router = &L->router,
+                                    .hp = m->mhp };
+    }
+    return 0;
 }
 
 static void *q3_load(arch_ctx *ctx, arch_info *info, mf_error *e)
@@ -124,21 +110,13 @@ static void *q3_load(arch_ctx *ctx, arch_info *info, mf_error *e)
     q3_model *m = calloc(1, sizeof *m);
     if (!m) { mf_fail(e, "out of memory"); return NULL; }
     q3_hparams *hp = &m->hp;
-    m->batch = ctx->n_batch > 1 ? ctx->n_batch : Q3_BATCH;
     if (q3_hparams_load(f, hp, e) || arch_experts_used(ctx, &hp->n_used, e)) goto fail;
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers) { mf_fail(e, "out of memory"); goto fail; }
 
     binder b = { f, e, 0 };
     const uint64_t E = hp->n_embd, Q = (uint64_t)hp->n_head * hp->head_dim, KV = (uint64_t)hp->n_head_kv * hp->head_dim;
-    if (bind_weight(&b, &m->tok_embd, 1, 2, (uint64_t[]){ E, 0 }, "token_embd.weight")) goto fail;
-    hp->n_vocab = (uint32_t)m->tok_embd.ne[1];
-    const uint64_t V = hp->n_vocab;
-    if (bind_weight(&b, &m->output_norm, 1, 1, (uint64_t[]){ E }, "output_norm.weight") ||
-        bind_check_f32(&b, &m->output_norm) ||
-        bind_weight(&b, &m->output, 0, 2, (uint64_t[]){ E, V }, "output.weight"))
-        goto fail;
-    if (!m->output.name) m->output = m->tok_embd; /* tied embeddings */
+    if (dec_bind_ends(&b, E, &m->tok_embd, &m->output_norm, &m->output, &hp->n_vocab)) goto fail;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         q3_layer *L = &m->layers[l];
         attn_weights *A = &L->attn;
@@ -174,6 +152,7 @@ static void *q3_load(arch_ctx *ctx, arch_info *info, mf_error *e)
         .n_expert = (int)hp->n_expert, .n_used = (int)hp->n_used, .n_embd = (int)hp->n_embd,
         .n_ff = (int)hp->n_ff_exp, .gating = MOE_SOFTMAX, .norm_topk = 1, .weights_scale = 1.0f,
     };
+    if (q3_lb_init(m, ctx->n_batch, e)) goto fail;
     *info = (arch_info){ hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_ctx_train, hp->n_expert, hp->n_used };
     return m;
 fail:
@@ -187,12 +166,8 @@ static void q3_state_free(void *sp)
     if (!s) return;
     kv_cache_free(&s->kv);
     free(s->x);
-    free(s->ms.ids);
-    free(s->ms.pf_ids);
-    free(s->bx);
-    free(s->bfloats);
-    free(s->bints);
-    free(s->bq);
+    moe_scratch_ids_free(&s->ms);
+    lb_free(&s->lb);
     free(s);
 }
 
@@ -214,152 +189,56 @@ static void *q3_state_new(void *mp, uint32_t n_ctx, mf_error *e)
     s->n_ctx = n_ctx;
     s->kv = (kv_cache){ .n_layer = hp->n_layer, .n_head = hp->n_head, .n_ctx = n_ctx,
                         .row = (size_t)hp->n_head_kv * hp->head_dim };
-    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
-    const size_t K = hp->n_used, F = hp->n_ff_exp;
-    size_t nf = 3 * E + Q + 2 * KV + Q + moe_scratch_floats(hp->n_expert, (int)K, (int)F, (int)E, 0);
+    const size_t E = hp->n_embd, K = hp->n_used, F = hp->n_ff_exp;
+    size_t nf = 3 * E + attn_scratch_floats(&m->ahp) + moe_scratch_floats(hp->n_expert, (int)K, (int)F, (int)E, 0);
     s->x = calloc(nf, sizeof(float));
-    s->ms.ids = calloc(K, sizeof(int32_t));
-    s->ms.pf_ids = calloc((size_t)moe_guess_count((int)K), sizeof(int32_t));
-    if (!s->x || !s->ms.ids || !s->ms.pf_ids) { q3_state_free(s); mf_fail(e, "out of memory"); return NULL; }
+    if (!s->x || moe_scratch_ids_alloc(&s->ms, (int)K)) { q3_state_free(s); mf_fail(e, "out of memory"); return NULL; }
     float *p = s->x;
     s->x = p, p += E;
     s->h = p, p += E;
     s->tmp = p, p += E;
-    s->as.q = p, p += Q;
-    s->as.k = p, p += KV;
-    s->as.v = p, p += KV;
-    s->as.out = p, p += Q;
+    p = attn_scratch_lay(&s->as, &m->ahp, p);
     moe_scratch_lay(&s->ms, p, hp->n_expert, (int)K, (int)F, (int)E, 0);
     if (q3_state_reserve(s, n_ctx < 256 ? n_ctx : 256, e)) { q3_state_free(s); return NULL; }
     return s;
 }
 
-static int q3_state_truncate(void *sp, uint32_t n_past, mf_error *e)
+/* The attention of layer l for the token at pos (lb_forward). */
+static void q3_attn(void *mp, void *sp, uint32_t l, uint32_t pos, const float *h, float *out)
 {
-    (void)sp, (void)n_past, (void)e; /* KV rows past n_past are overwritten before they are read */
-    return 0;
+    q3_model *m = mp;
+    q3_state *s = sp;
+    attn_forward(m->pool, &m->ahp, &m->layers[l].attn, kv_cache_layer(&s->kv, l), pos, h, &s->as, out);
 }
 
 static int q3_forward(void *mp, void *sp, int32_t token, uint32_t pos, float *logits, mf_error *e)
 {
     q3_model *m = mp;
     q3_state *s = sp;
-    const q3_hparams *hp = &m->hp;
-    const size_t E = hp->n_embd;
-    if (token < 0 || (uint32_t)token >= hp->n_vocab) return mf_fail(e, "token id %d out of range (vocab %u)", token, hp->n_vocab);
     if (q3_state_reserve(s, pos + 1, e)) return -1;
-    if (op_get_row(&m->tok_embd, (uint64_t)token, s->x, e)) return -1;
-    /* Prefetch: layer l + 1's router applied to the residual stream after
-     * layer l's attention guesses its experts, whose reads then run behind
-     * layer l's and while layer l's experts and layer l + 1's attention
-     * compute (layer 0's guess comes from the embedding). The guess never
-     * changes what is computed: logits are the same with and without it. */
-    moe_next next = { 0, &m->layers[0].router, m->layers[0].ffn_norm.data, hp->eps, s->x, NULL };
-    moe_prefetch(m->pool, m->store, &m->mhp, &next, &s->ms);
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const q3_layer *L = &m->layers[l];
-        op_rmsnorm(s->h, s->x, L->attn_norm.data, E, hp->eps);
-        kv_layer kv = kv_cache_layer(&s->kv, l);
-        attn_forward(m->pool, &m->ahp, &L->attn, kv, pos, s->h, &s->as, s->tmp);
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-        op_rmsnorm(s->h, s->x, L->ffn_norm.data, E, hp->eps);
-        const bool last = l + 1 == hp->n_layer;
-        if (!last) {
-            const q3_layer *N = &m->layers[l + 1];
-            next = (moe_next){ (int)l + 1, &N->router, N->ffn_norm.data, hp->eps, s->x, NULL };
-        }
-        if (moe_route(m->pool, m->store, (int)l, &m->mhp, &L->router, s->h, &s->ms, last ? NULL : &next, e)) return -1;
-        moe_experts(m->pool, m->store, (int)l, &m->mhp, s->h, &s->ms, s->tmp);
-        for (size_t i = 0; i < E; i++) s->x[i] += s->tmp[i];
-    }
-    if (!logits) return 0;
-    op_rmsnorm(s->h, s->x, m->output_norm.data, E, hp->eps);
-    op_matvec(m->pool, &m->output, s->h, logits);
-    return 0;
+    const lb_token t = { s->x, s->h, s->tmp, NULL, NULL, NULL, &s->ms };
+    return lb_forward(&m->lb, &t, q3_attn, m, s, token, pos, logits, e);
 }
 
-static int q3_batch_alloc(q3_state *s, mf_error *e)
+/* The attention of layer l over the T tokens of a chunk (lb_run), which
+ * runs the same layers as q3_forward one layer at a time, each routed
+ * expert read once per chunk. */
+static void q3_attn_batch(void *mp, void *sp, uint32_t l, uint32_t p0, int T, lb_scratch *b)
 {
-    if (s->bx) return 0;
-    const q3_model *m = s->m;
-    const q3_hparams *hp = &m->hp;
-    const size_t B = (size_t)m->batch, E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim;
-    const size_t KV = (size_t)hp->n_head_kv * hp->head_dim;
-    /* the largest quantized input any batched product here takes */
-    size_t qb = 0;
-    const q3_layer *L = &m->layers[0];
-    const mf_weight *all[4] = { &L->attn.wq, &L->attn.wo, &L->router, &m->output };
-    for (int i = 0; i < 4; i++) {
-        size_t b = op_matmul_qbytes(1, &all[i], (int)B);
-        if (b > qb) qb = b;
-    }
-    const store_tensor *roles = store_layer_roles(m->store, 0);
-    for (int r = 0; r < STORE_ROLE_COUNT; r++) {
-        if (!roles[r].t) continue;
-        mf_weight w = { .type = roles[r].t->type, .ne = { roles[r].t->ne[0], 1, 1, 1 } };
-        const mf_weight *wp = &w;
-        size_t b = op_matmul_qbytes(1, &wp, (int)B) * 2; /* gate and up share one, types may differ */
-        if (b > qb) qb = b;
-    }
-    s->bx = calloc(3 * B * E + 2 * B * Q + 2 * B * KV, sizeof(float));
-    s->bfloats = calloc(moe_batch_floats(&m->mhp, (int)B), sizeof(float));
-    s->bints = calloc(moe_batch_ints(&m->mhp, (int)B), sizeof(int32_t));
-    s->bq = malloc(qb + 64);
-    if (!s->bx || !s->bfloats || !s->bints || !s->bq) return mf_fail(e, "out of memory for the prefill batch scratch");
-    s->bh = s->bx + B * E;
-    s->btmp = s->bh + B * E;
-    s->bas.q = s->btmp + B * E;
-    s->bas.o = s->bas.q + B * Q;
-    s->bas.k = s->bas.o + B * Q;
-    s->bas.v = s->bas.k + B * KV;
-    s->bas.qbuf = s->bq;
-    s->bas.qcap = qb + 64;
-    moe_batch_init(&s->mb, &m->mhp, (int)B, s->bfloats, s->bints, s->bq, qb + 64);
-    return 0;
+    q3_model *m = mp;
+    q3_state *s = sp;
+    attn_batch_scratch as = lb_attn_scratch(b, &m->ahp, s->kv.att);
+    attn_forward_batch(m->pool, &m->ahp, &m->layers[l].attn, kv_cache_layer(&s->kv, l), p0, T, b->H, m->hp.n_embd,
+                       &as, b->Y, m->hp.n_embd);
 }
 
-/* The same layers as q3_forward, one layer at a time over up to m->batch
- * tokens: attention as matrix products and causal token by token, the
- * routed FFN with each expert read once per batch. No prefetch here: the
- * batch's experts are known before they are read. */
 static int q3_forward_batch(void *mp, void *sp, const int32_t *tokens, int n, uint32_t pos0, float *all, float *last,
                             mf_error *e)
 {
     q3_model *m = mp;
     q3_state *s = sp;
-    const q3_hparams *hp = &m->hp;
-    const size_t E = hp->n_embd, V = hp->n_vocab;
-    if (q3_batch_alloc(s, e) || q3_state_reserve(s, pos0 + (uint32_t)n, e)) return -1;
-    s->bas.att = s->kv.att; /* n_head x n_alloc, grown by q3_state_reserve */
-    for (int c = 0; c < n; c += m->batch) {
-        const int T = n - c < m->batch ? n - c : m->batch;
-        const uint32_t p0 = pos0 + (uint32_t)c;
-        for (int t = 0; t < T; t++) {
-            int32_t tok = tokens[c + t];
-            if (tok < 0 || (uint32_t)tok >= hp->n_vocab)
-                return mf_fail(e, "token id %d out of range (vocab %u)", tok, hp->n_vocab);
-            if (op_get_row(&m->tok_embd, (uint64_t)tok, s->bx + (size_t)t * E, e)) return -1;
-        }
-        for (uint32_t l = 0; l < hp->n_layer; l++) {
-            const q3_layer *L = &m->layers[l];
-            for (int t = 0; t < T; t++) op_rmsnorm(s->bh + (size_t)t * E, s->bx + (size_t)t * E, L->attn_norm.data, E, hp->eps);
-            kv_layer kv = kv_cache_layer(&s->kv, l);
-            attn_forward_batch(m->pool, &m->ahp, &L->attn, kv, p0, T, s->bh, E, &s->bas, s->btmp, E);
-            for (size_t i = 0; i < (size_t)T * E; i++) s->bx[i] += s->btmp[i];
-            for (int t = 0; t < T; t++) op_rmsnorm(s->bh + (size_t)t * E, s->bx + (size_t)t * E, L->ffn_norm.data, E, hp->eps);
-            if (moe_forward_batch(m->pool, m->store, (int)l, &m->mhp, &L->router, s->bh, E, T, &s->mb, s->btmp, E, e))
-                return -1;
-            for (size_t i = 0; i < (size_t)T * E; i++) s->bx[i] += s->btmp[i];
-        }
-        for (int t = 0; t < T; t++) {
-            float *out = all ? all + (size_t)(c + t) * V : (c + t + 1 == n ? last : NULL);
-            if (!out) continue;
-            op_rmsnorm(s->bh, s->bx + (size_t)t * E, m->output_norm.data, E, hp->eps);
-            op_matvec(m->pool, &m->output, s->bh, out);
-            if (all && last && c + t + 1 == n) memcpy(last, out, V * sizeof(float));
-        }
-    }
-    return 0;
+    if (q3_state_reserve(s, pos0 + (uint32_t)n, e)) return -1;
+    return lb_run(&m->lb, &s->lb, q3_attn_batch, m, s, tokens, n, pos0, all, last, e);
 }
 
 const arch_ops arch_qwen3moe = {
@@ -368,7 +247,7 @@ const arch_ops arch_qwen3moe = {
     .free = q3_free,
     .state_new = q3_state_new,
     .state_free = q3_state_free,
-    .state_truncate = q3_state_truncate,
+    .state_truncate = kv_truncate_free,
     .state_reserve = q3_state_reserve,
     .forward = q3_forward,
     .forward_batch = q3_forward_batch,
