@@ -114,7 +114,8 @@ fuzz:
 	build-fuzz/fuzz_gguf -max_total_time=$(FUZZ_TIME) -max_len=65536 build-fuzz/corpus tools/fuzz_seed
 
 $(BUILD)/bench_kernels: $(BENCH_OBJ) $(LIB)
-	$(CC) $(CFLAGS) -o $@ $(BENCH_OBJ) $(LIB) $(LDLIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $(BENCH_OBJ) $(LIB) $(LDLIBS)
 
 # Kernels against memory bandwidth; then decode on BENCHMARKS.md's synthetic
 # Qwen3-30B-A3B-shaped model, in RAM and under a 1.5 GiB memory cgroup (page

@@ -270,17 +270,13 @@ static int ds2_lb_init(ds2_model *m, int n_batch, mf_error *e)
     const ds2_layer *D = &m->layers[0], *M = &m->layers[hp->n_layer - 1];
     const mla_weights *A = &D->attn;
     *lm = (lb_model){
-        .pool = m->pool, .store = m->store, .tok_embd = &m->tok_embd, .output_norm = &m->output_norm,
-        .output = &m->output, .n_vocab = hp->n_vocab, .n_layer = hp->n_layer, .n_embd = hp->n_embd, .eps = hp->eps,
-        .batch = n_batch > 1 ? n_batch : LB_BATCH, .n_ff = (size_t)hp->n_ff_exp * hp->n_shared,
+        LB_MODEL_COMMON(m, hp, n_batch), .n_ff = (size_t)hp->n_ff_exp * hp->n_shared,
         .w = { m->ahp.q_lora ? &A->q_a : &A->q, &A->q_b, &A->kv_a, &A->wo, &D->ffn_gate, &D->ffn_down, &M->router,
                &M->sh_down },
         .n_w = 8,
     };
     if (hp->n_dense && hp->n_ff > lm->n_ff) lm->n_ff = hp->n_ff;
-    lm->attn_floats = mla_batch_floats(&m->ahp, lm->batch);
-    lm->layers = calloc(hp->n_layer, sizeof *lm->layers);
-    if (!lm->layers) return mf_fail(e, "out of memory");
+    if (lb_layers_new(lm, mla_batch_floats(&m->ahp, lm->batch), e)) return -1;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const ds2_layer *L = &m->layers[l];
         lb_layer *B = &lm->layers[l];

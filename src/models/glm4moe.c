@@ -173,14 +173,10 @@ static int glm_lb_init(glm_model *m, int n_batch, mf_error *e)
     lb_model *lm = &m->lb;
     const glm_layer *D = &m->layers[0], *M = &m->layers[hp->n_layer - 1];
     *lm = (lb_model){
-        .pool = m->pool, .store = m->store, .tok_embd = &m->tok_embd, .output_norm = &m->output_norm,
-        .output = &m->output, .n_vocab = hp->n_vocab, .n_layer = hp->n_layer, .n_embd = hp->n_embd, .eps = hp->eps,
-        .batch = n_batch > 1 ? n_batch : LB_BATCH, .n_ff = m->n_ff_max,
+        LB_MODEL_COMMON(m, hp, n_batch), .n_ff = m->n_ff_max,
         .w = { &D->attn.wq, &D->attn.wk, &D->attn.wo, &D->gate, &D->down, &M->router, &M->down }, .n_w = 7,
     };
-    lm->attn_floats = lb_attn_floats(&m->ahp, lm->batch);
-    lm->layers = calloc(hp->n_layer, sizeof *lm->layers);
-    if (!lm->layers) return mf_fail(e, "out of memory");
+    if (lb_layers_new(lm, lb_attn_floats(&m->ahp, lm->batch), e)) return -1;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const glm_layer *L = &m->layers[l];
         lb_layer *B = &lm->layers[l];

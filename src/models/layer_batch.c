@@ -206,6 +206,13 @@ attn_batch_scratch lb_attn_scratch(const lb_scratch *b, const attn_hparams *hp, 
     return s;
 }
 
+int lb_layers_new(lb_model *lm, size_t attn_floats, mf_error *e)
+{
+    lm->attn_floats = attn_floats;
+    lm->layers = calloc(lm->n_layer ? lm->n_layer : 1, sizeof *lm->layers);
+    return lm->layers ? 0 : mf_fail(e, "out of memory");
+}
+
 void lb_free(lb_scratch *b)
 {
     free(b->floats);

@@ -61,6 +61,18 @@ typedef struct lb_model {
     int n_w;                   /* so that the quantized-input buffer fits the largest */
 } lb_model;
 
+/* The lb_model fields every architecture takes from its model m and
+ * hparams hp under the same names, as designated initializers; the
+ * architecture adds n_ff and w. */
+#define LB_MODEL_COMMON(m, hp, n_batch)                                                                   \
+    .pool = (m)->pool, .store = (m)->store, .tok_embd = &(m)->tok_embd, .output_norm = &(m)->output_norm, \
+    .output = &(m)->output, .n_vocab = (hp)->n_vocab, .n_layer = (hp)->n_layer, .n_embd = (hp)->n_embd,  \
+    .eps = (hp)->eps, .batch = (n_batch) > 1 ? (n_batch) : LB_BATCH
+
+/* lm->attn_floats, and lm->layers: n_layer zeroed descriptions for the
+ * architecture to fill. 0, or -1 with e set. */
+int lb_layers_new(lb_model *lm, size_t attn_floats, mf_error *e);
+
 /* The FFN half of layer l for one token: h normed input, out its output.
  * A MoE layer acquires its experts first, then guesses layer l + 1's from
  * x (the residual stream after this layer's attention) so that those reads

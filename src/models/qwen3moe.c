@@ -88,14 +88,10 @@ static int q3_lb_init(q3_model *m, int n_batch, mf_error *e)
     lb_model *lm = &m->lb;
     const q3_layer *L0 = &m->layers[0];
     *lm = (lb_model){
-        .pool = m->pool, .store = m->store, .tok_embd = &m->tok_embd, .output_norm = &m->output_norm,
-        .output = &m->output, .n_vocab = hp->n_vocab, .n_layer = hp->n_layer, .n_embd = hp->n_embd, .eps = hp->eps,
-        .batch = n_batch > 1 ? n_batch : LB_BATCH,
+        LB_MODEL_COMMON(m, hp, n_batch),
         .w = { &L0->attn.wq, &L0->attn.wk, &L0->attn.wo, &L0->router }, .n_w = 4,
     };
-    lm->attn_floats = lb_attn_floats(&m->ahp, lm->batch);
-    lm->layers = calloc(hp->n_layer, sizeof *lm->layers);
-    if (!lm->layers) return mf_fail(e, "out of memory");
+    if (lb_layers_new(lm, lb_attn_floats(&m->ahp, lm->batch), e)) return -1;
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const q3_layer *L = &m->layers[l];
         lm->layers[l] = (lb_layer){ .attn_norm = L->attn_norm.data, .ffn_norm = L->ffn_norm.data, .router = &L->router,
