@@ -83,32 +83,6 @@ BLOCK32_DOT(dot_mxfp4, block_mxfp4, lv_mxfp4, DW_E8M0, dot_i8_vnni)
  * b + k, so lane k is the scalar acc[k]); missing superblocks of the last
  * group are zeros, and adding +0 leaves a partial sum unchanged. */
 
-/* q4_K/q5_K scales (k4_scales) unpacked in both 128-bit halves of a ymm
- * at once, from a broadcast load: 8 scales then 8 mins, twice. */
-static inline __m256i k4_scales2(const uint8_t *s)
-{
-    const __m256i x = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)s));
-    const __m256i a = _mm256_shuffle_epi8(x, _mm256_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11,
-                                                              0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
-    const __m256i b = _mm256_shuffle_epi8(x, _mm256_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7,
-                                                              -1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
-    const __m256i lo = _mm256_blend_epi32(a, _mm256_srli_epi16(a, 4), 0x88);
-    const __m256i keep = _mm256_broadcastsi128_si256(_mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
-    return _mm256_ternarylogic_epi32(_mm256_and_si256(lo, keep), _mm256_srli_epi16(b, 2), _mm256_set1_epi8(0x30), 0xf8);
-}
-
-/* [sum s0, sum s1, sum s2, sum s3 | sum m0, sum m1, sum m2, sum m3] */
-static inline __m256i hsum4x2_i32x8(const __m256i *s, const __m256i *m)
-{
-    const __m256i s01 = _mm256_add_epi32(_mm256_unpacklo_epi32(s[0], s[1]), _mm256_unpackhi_epi32(s[0], s[1]));
-    const __m256i s23 = _mm256_add_epi32(_mm256_unpacklo_epi32(s[2], s[3]), _mm256_unpackhi_epi32(s[2], s[3]));
-    const __m256i m01 = _mm256_add_epi32(_mm256_unpacklo_epi32(m[0], m[1]), _mm256_unpackhi_epi32(m[0], m[1]));
-    const __m256i m23 = _mm256_add_epi32(_mm256_unpacklo_epi32(m[2], m[3]), _mm256_unpackhi_epi32(m[2], m[3]));
-    const __m256i ts = _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
-    const __m256i tm = _mm256_add_epi32(_mm256_unpacklo_epi64(m01, m23), _mm256_unpackhi_epi64(m01, m23));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(ts, tm, 0x20), _mm256_permute2x128_si256(ts, tm, 0x31));
-}
-
 /* q4_K/q5_K, four superblocks at a time, interleaved (j outer,
  * superblock inner) so that four independent accumulator chains run side
  * by side. Per 64 values: the level bytes times activations into int32
