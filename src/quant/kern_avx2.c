@@ -104,14 +104,11 @@ BLOCK32_DOT(dot_mxfp4, block_mxfp4, lv_mxfp4, DW_E8M0, dot_i8)
     KERN_INLINE __m128 name(const wtype *w, const block_q8_K *a, int cnt)                         \
     {                                                                                          \
         const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);                  \
-        const __m256i min_pairs = _mm256_setr_epi8(8, -1, 8, -1, 9, -1, 9, -1, 10, -1, 10, -1, 11, -1, 11, -1, \
-                                                   12, -1, 12, -1, 13, -1, 13, -1, 14, -1, 14, -1, 15, -1, 15, -1); \
         __m256i sc[4], s[4], m[4];                                                             \
         _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                                  \
             s[k] = m[k] = sc[k] = _mm256_setzero_si256();                                      \
             if (k >= cnt) continue;                                                            \
-            sc[k] = k4_scales2(w[k].scales);                                                   \
-            m[k] = _mm256_madd_epi16(_mm256_shuffle_epi8(sc[k], min_pairs), load32(a[k].bsums)); \
+            k4_prep(w[k].scales, &a[k], &sc[k], &m[k]);                                        \
         }                                                                                      \
         _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {                                  \
             /* pshufb: byte 2j (2j + 1) then zero, in every int16 */                           \
@@ -133,13 +130,7 @@ BLOCK32_DOT(dot_mxfp4, block_mxfp4, lv_mxfp4, DW_E8M0, dot_i8)
                                                                _mm256_madd_epi16(pu, _mm256_shuffle_epi8(sc[k], pick_u)))); \
             }                                                                                  \
         }                                                                                      \
-        const __m256 isums = _mm256_cvtepi32_ps(hsum4x2_i32x8(s, m));                          \
-        const __m128 ad = ACTD4(a, cnt);                                                       \
-        __m128 dw, dmw;                                                                        \
-        K4_D_DMIN(w, cnt, &dw, &dmw);                                                          \
-        /* [d * isum | dmin * isum_m], d = ad * dw, dmin = ad * dmw */                         \
-        const __m256 p = _mm256_mul_ps(_mm256_mul_ps(_mm256_set_m128(ad, ad), _mm256_set_m128(dmw, dw)), isums); \
-        return _mm_sub_ps(_mm256_castps256_ps128(p), _mm256_extractf128_ps(p, 1));             \
+        K4_GROUP_END(w, a, cnt, s, m);                                                         \
     }
 
 K4_GROUP(q4_K_group, block_q4_K, (const uint8_t *)NULL)

@@ -178,6 +178,17 @@ static inline __m256i hsum4x2_i32x8(const __m256i *s, const __m256i *m)
     return _mm256_add_epi32(_mm256_permute2x128_si256(ts, tm, 0x20), _mm256_permute2x128_si256(ts, tm, 0x31));
 }
 
+/* A q4_K/q5_K superblock's scales unpacked in both halves (k4_scales2)
+ * and its mins' part, the int32 lanes of sum_j m_j * bsum_j: the pshufb
+ * pairs min j against the two bsums of sub-block j. */
+KERN_INLINE void k4_prep(const uint8_t *scales, const block_q8_K *a, __m256i *sc, __m256i *m)
+{
+    const __m256i min_pairs = _mm256_setr_epi8(8, -1, 8, -1, 9, -1, 9, -1, 10, -1, 10, -1, 11, -1, 11, -1,
+                                               12, -1, 12, -1, 13, -1, 13, -1, 14, -1, 14, -1, 15, -1, 15, -1);
+    *sc = k4_scales2(scales);
+    *m = _mm256_madd_epi16(_mm256_shuffle_epi8(*sc, min_pairs), load32(a->bsums));
+}
+
 /* Four fp16 fields f (0 past cnt) as floats; the activations' scales. */
 #define FP16X4F(p, f, cnt)                                                                      \
     _mm_cvtph_ps(_mm_setr_epi16((short)(p)[0].f, (short)((cnt) > 1 ? (p)[1].f : 0),          \
@@ -198,6 +209,20 @@ static_assert(offsetof(block_q5_K, dmin) == offsetof(block_q5_K, d) + 2, "q5_K: 
                                                    _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7)); \
         *(d_out) = _mm256_castps256_ps128(f_);                                                 \
         *(dmin_out) = _mm256_extractf128_ps(f_, 1);                                            \
+    } while (0)
+
+/* The end of a q4_K/q5_K group: the eight integer sums s[k], m[k] reduced
+ * at once, then d * isum - dmin * isum_m per superblock in one ymm
+ * ([d | dmin] lanes, d = a.d * w.d, dmin = a.d * w.dmin): the
+ * specification's float steps. */
+#define K4_GROUP_END(w, a, cnt, s, m)                                                              \
+    do {                                                                                       \
+        const __m256 isums_ = _mm256_cvtepi32_ps(hsum4x2_i32x8(s, m));                         \
+        const __m128 ad_ = ACTD4(a, cnt);                                                      \
+        __m128 dw_, dmw_;                                                                      \
+        K4_D_DMIN(w, cnt, &dw_, &dmw_);                                                        \
+        const __m256 p_ = _mm256_mul_ps(_mm256_mul_ps(_mm256_set_m128(ad_, ad_), _mm256_set_m128(dmw_, dw_)), isums_); \
+        return _mm_sub_ps(_mm256_castps256_ps128(p_), _mm256_extractf128_ps(p_, 1));           \
     } while (0)
 
 /* A K-quant row from GROUP(w, a, cnt), the contributions of four
